@@ -1,0 +1,54 @@
+"""The emulator's settable clock.
+
+Tests simulate days of org activity in seconds, so every timestamp the emulator writes (audit
+fields, recycle bin, API-limit window, session expiry) comes from this clock, never from
+datetime.now() directly. The clock runs at real speed from an offset; it can be set or advanced.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+
+def truncate_ms(moment: datetime) -> datetime:
+    """Salesforce keeps timestamps to the millisecond."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+class Clock:
+    """Real time plus an adjustable offset; monotonic per millisecond for audit stamps."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._lock = threading.Lock()
+        self._offset = timedelta(0)
+        self._last = datetime(1970, 1, 1, tzinfo=UTC)
+        if start is not None:
+            self.set(start)
+
+    def now(self) -> datetime:
+        """Current emulated UTC time, millisecond precision."""
+        return truncate_ms(datetime.now(UTC) + self._offset)
+
+    def stamp(self) -> datetime:
+        """A strictly increasing timestamp for writes, so SystemModstamp ordering is total per call."""
+        with self._lock:
+            now = self.now()
+            if now <= self._last:
+                now = self._last + timedelta(milliseconds=1)
+            self._last = now
+            return now
+
+    def set(self, moment: datetime) -> None:
+        """Jump to a moment (naive datetimes are taken as UTC)."""
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        with self._lock:
+            self._offset = moment - datetime.now(UTC)
+            self._last = min(self._last, truncate_ms(moment))
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the clock forward and return the new time."""
+        with self._lock:
+            self._offset += timedelta(seconds=seconds)
+        return self.now()
