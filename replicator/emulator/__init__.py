@@ -1,0 +1,1 @@
+"""The Salesforce org emulator. Imports nothing from the rest of `replicator`."""

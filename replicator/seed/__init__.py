@@ -1,0 +1,1 @@
+"""Sandbox seeding: templates, subset closure, automations and masking."""

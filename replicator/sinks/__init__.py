@@ -1,0 +1,1 @@
+"""Sinks: where records go (the snapshot store, blobs, SQL exports, an org)."""

@@ -1,0 +1,1 @@
+"""Sources: where records come from (a live org, the snapshot store)."""
