@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_CHECKSUM_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+CHECKSUM_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 POD = "5J"  # the 2-character instance part of every id this emulator mints
 _ID_RE = re.compile(r"^[0-9A-Za-z]{15}(?:[0-9A-Za-z]{3})?$")
 
@@ -22,7 +22,7 @@ def checksum(id15: str) -> str:
         for i, ch in enumerate(id15[start : start + 5]):
             if "A" <= ch <= "Z":
                 bits |= 1 << i
-        out.append(_CHECKSUM_CHARS[bits])
+        out.append(CHECKSUM_CHARS[bits])
     return "".join(out)
 
 
@@ -51,11 +51,11 @@ def normalize(record_id: str) -> str | None:
     if len(record_id) == 15:
         return to18(record_id)
     suffix = record_id[15:].upper()
-    if any(c not in _CHECKSUM_CHARS for c in suffix):
+    if any(c not in CHECKSUM_CHARS for c in suffix):
         return None
     chars = list(record_id[:15])
     for group, c in enumerate(suffix):
-        bits = _CHECKSUM_CHARS.index(c)
+        bits = CHECKSUM_CHARS.index(c)
         for i in range(5):
             pos = group * 5 + i
             ch = chars[pos]
