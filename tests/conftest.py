@@ -53,6 +53,18 @@ def tmp_config(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+def ca_session(ca_path: str) -> requests.Session:
+    """A requests session that trusts the emulator's CA.
+
+    requests lets REQUESTS_CA_BUNDLE (set on many machines, CI included) override `session.verify`,
+    so the session ignores the environment: the emulator is on loopback and needs no proxy.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = ca_path
+    return session
+
+
 @dataclass
 class Emulator:
     """A running emulator: connection facts from its ready file plus helpers to talk to it."""
@@ -66,10 +78,11 @@ class Emulator:
     control_url: str
     state_dir: Path
     process: subprocess.Popen = field(repr=False)
-    http: requests.Session = field(default_factory=requests.Session, repr=False)
+    security_token: str = ""
+    http: requests.Session = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.http.verify = self.ca_path
+        self.http = ca_session(self.ca_path)
 
     def control(self, method: str, path: str, json: Any = None) -> Any:
         """Call the control API; `path` is relative to /_emulator (e.g. "ledger"). Returns parsed JSON."""
@@ -96,10 +109,9 @@ class Emulator:
         from simple_salesforce import Salesforce
 
         token = self.token()
-        session = requests.Session()
-        session.verify = self.ca_path
         return Salesforce(
-            instance_url=token["instance_url"], session_id=token["access_token"], session=session,
+            instance_url=token["instance_url"], session_id=token["access_token"],
+            session=ca_session(self.ca_path),
             version=version,
         )
 
@@ -134,6 +146,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
             base_url=info["base_url"].rstrip("/"), ca_path=info["ca_path"], username=info["username"],
             password=info["password"], client_id=info["client_id"], client_secret=info["client_secret"],
             control_url=info["control_url"], state_dir=state_dir, process=process,
+            security_token=info.get("security_token", ""),
         )
     finally:
         process.terminate()

@@ -23,6 +23,9 @@ class Clock:
         self._lock = threading.Lock()
         self._offset = timedelta(0)
         self._last = datetime(1970, 1, 1, tzinfo=UTC)
+        # The last moment the clock was explicitly put at: simulated activity (churn) starts here,
+        # so replaying the same control calls gives the same timestamps whatever the wall time.
+        self.anchor = truncate_ms(datetime.now(UTC))
         if start is not None:
             self.set(start)
 
@@ -46,6 +49,7 @@ class Clock:
         with self._lock:
             self._offset = moment - datetime.now(UTC)
             self._last = min(self._last, truncate_ms(moment))
+            self.anchor = truncate_ms(moment)
 
     def advance(self, seconds: float) -> datetime:
         """Move the clock forward and return the new time."""

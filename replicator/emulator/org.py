@@ -35,6 +35,7 @@ class OrgSettings:
     security_token: str = "DEMOTOKEN"
     client_id: str = "3MVG9demo.replicator.emulator"
     client_secret: str = "demo-client-secret"
+    jwt_public_key: Path | None = None  # PEM certificate or public key that verifies JWT bearer assertions
     session_seconds: int = 7200
     api_limit: int = 15000
     faults: FaultConfig = field(default_factory=FaultConfig)
@@ -49,6 +50,8 @@ class EmulatedOrg:
 
     def __init__(self, settings: OrgSettings, clock: Clock | None = None) -> None:
         self.settings = settings
+        # What the org was started with: a reset without arguments goes back to exactly this.
+        self.initial = (settings.seed, settings.scale, dict(settings.counts))
         self.clock = clock or Clock()
         schema_files = settings.schema_files or [STANDARD_SCHEMA]
         self.schema = Schema.load(*schema_files)

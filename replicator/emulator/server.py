@@ -18,7 +18,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from .errors import OAuthError, SalesforceError, invalid_session, limit_exceeded, method_not_allowed, not_found
+from .errors import (
+    OAuthError,
+    SalesforceError,
+    invalid_session,
+    limit_exceeded,
+    method_not_allowed,
+    not_found,
+)
 from .org import EmulatedOrg
 from .routing import Ctx, Route, json_response, parse_query_string
 
@@ -65,7 +72,7 @@ class Emulator:
         self.org = org
         self.routes = list(routes)
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI signature
+    async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
@@ -76,7 +83,7 @@ class Emulator:
         await response(scope, receive, send)
 
     @staticmethod
-    async def _lifespan(receive, send) -> None:  # noqa: ANN001
+    async def _lifespan(receive, send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -167,7 +174,7 @@ class Emulator:
 
 def create_app(org: EmulatedOrg) -> Emulator:
     """The ASGI app for one org, with the routes of every API module."""
-    from . import auth, bulk, control, rest  # noqa: PLC0415 - API modules import routing only
+    from . import auth, bulk, control, rest
 
     routes: list[Route] = []
     for module in (auth, rest, bulk, control):

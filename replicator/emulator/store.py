@@ -77,7 +77,8 @@ class Store:
             if obj.name.lower() not in existing:
                 cols = [f"{quote(f.name)} {f.sql_type}" for f in obj.stored_fields]
                 cols.append(f"{quote(DELETED_AT)} TIMESTAMP")
-                cur.execute(f"CREATE TABLE {self.table(obj)} ({', '.join(cols)}, PRIMARY KEY ({quote('Id')}))")
+                cur.execute(f"CREATE TABLE {self.table(obj)} ({', '.join(cols)}, "
+                            f"PRIMARY KEY ({quote('Id')}))")
             last = cur.execute(f"SELECT max({quote('Id')}) FROM {self.table(obj)}").fetchone()[0]
             self._counters[obj.name.lower()] = counter_of(last) if last else 0
 
