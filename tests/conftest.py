@@ -30,7 +30,7 @@ path = "store"
 [orgs.demo]
 login_url = "https://127.0.0.1:8443"
 auth = "password"
-username = "demo@replicator.local"
+username = "admin@demo.replicator.local"
 password_env = "REPLICATOR_TEST_PASSWORD"
 
 [jobs.daily]

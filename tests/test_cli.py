@@ -115,4 +115,4 @@ def test_config_show_masks_secrets(tmp_config, as_json):
         assert data["storage"]["path"] == str(path.parent / "store")
     else:
         assert "password: *** (from $REPLICATOR_TEST_PASSWORD, set)" in result.output
-        assert 'username: "demo@replicator.local"' in result.output
+        assert 'username: "admin@demo.replicator.local"' in result.output

@@ -20,7 +20,7 @@ ORG = """
 [orgs.demo]
 login_url = "https://127.0.0.1:8443"
 auth = "password"
-username = "demo@replicator.local"
+username = "admin@demo.replicator.local"
 password_env = "PW"
 """
 
@@ -30,10 +30,10 @@ def test_example_config_is_valid_and_uses_the_emulator():
     demo = cfg.orgs["demo"]
     assert demo.login_url == "https://127.0.0.1:8443"
     assert isinstance(demo.auth, PasswordAuth)
-    assert demo.auth.username == "demo@replicator.local"
+    assert demo.auth.username == "admin@demo.replicator.local"
     assert demo.auth.password.env == "REPLICATOR_DEMO_PASSWORD"
     assert demo.auth.password.reveal() == "pw"
-    assert demo.ca_bundle == ROOT / "var/emulator/ca.pem"
+    assert demo.ca_bundle == ROOT / "var/emulator/tls/ca.pem"
     job = cfg.jobs["daily"]
     assert (job.org, job.kind, job.schedule, job.api_cap_percent) == ("demo", "daily", "02:00", 50)
     assert job.objects.recommended and job.objects.exclude == ("LoginHistory",)

@@ -143,7 +143,8 @@ def _organization(sf: Any, console: Console) -> None:
     kind = "sandbox" if org.get("IsSandbox") else "production"
     console.print(f"[bold]{org.get('Name')}[/] ({kind}, {org.get('OrganizationType')}), "
                   f"instance {org.get('InstanceName')}, org id {org['Id']}")
-    console.print(f"Logged in as {sf.session_id[:15]}... at https://{sf.sf_instance}")
+    me = sf.session.get(f"https://{sf.sf_instance}/services/oauth2/userinfo", headers=sf.headers).json()
+    console.print(f"Logged in as {me.get('preferred_username')} at https://{sf.sf_instance}")
 
 
 def _versions(sf: Any, console: Console) -> None:
