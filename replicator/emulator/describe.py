@@ -252,49 +252,29 @@ def _supported_scopes(obj: SObject) -> list[dict[str, str]]:
 
 
 def describe_sobject(schema: Schema, obj: SObject, api_version: str) -> dict[str, Any]:
-    """GET /sobjects/X/describe: flags, every field, child relationships, record types and urls."""
-    return {
+    """GET /sobjects/X/describe: flags, every field, child relationships, record types and urls.
+
+    The object-level flags are describeGlobal's (minus its associate* keys), so the two never disagree;
+    keys come back in alphabetical order, as Salesforce sends them.
+    """
+    entry = {k: v for k, v in _global_entry(obj, api_version).items() if not k.startswith("associate")}
+    entry.update({
         "actionOverrides": [],
-        "activateable": False,
         "childRelationships": _child_relationships(schema, obj),
         "compactLayoutable": obj.layoutable,
-        "createable": obj.createable,
-        "custom": obj.custom,
-        "customSetting": obj.custom_setting,
-        "deepCloneable": False,
         "defaultImplementation": None,
-        "deletable": obj.deletable,
-        "deprecatedAndHidden": False,
         "extendedBy": None,
         "extendsInterfaces": None,
-        "feedEnabled": obj.feed_enabled,
         "fields": [describe_field(f) for f in obj.fields.values()],
-        "hasSubtypes": False,
         "implementedBy": None,
         "implementsInterfaces": None,
-        "isInterface": False,
-        "isSubtype": False,
-        "keyPrefix": obj.key_prefix,
-        "label": obj.label,
-        "labelPlural": obj.label_plural,
-        "layoutable": obj.layoutable,
         "listviewable": None,
         "lookupLayoutable": None,
-        "mergeable": obj.mergeable,
-        "mruEnabled": obj.mru_enabled,
-        "name": obj.name,
         "namedLayoutInfos": [],
         "networkScopeFieldName": None,
-        "queryable": obj.queryable,
         "recordTypeInfos": record_type_infos(obj, api_version),
-        "replicateable": obj.replicateable,
-        "retrieveable": obj.retrieveable,
         "searchLayoutable": obj.searchable,
-        "searchable": obj.searchable,
         "supportedScopes": _supported_scopes(obj),
-        "triggerable": obj.triggerable,
-        "undeletable": obj.undeletable,
-        "updateable": obj.updateable,
-        "urls": _object_urls(obj, api_version),
-    }
+    })
+    return dict(sorted(entry.items()))
 
