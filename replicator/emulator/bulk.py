@@ -3,25 +3,30 @@
 A job is created in state UploadComplete and runs its query on the first status or results call,
 so every client sees JobComplete on its first poll (clients otherwise sleep between polls). The
 rows live in a spool (see results.py) and are served as CSV pages behind opaque locators that stay
-valid for the job's life. Jobs are kept in `org.extensions["bulk2"]`, a registry that ingest jobs
-(a sibling module) share: `BulkJob` holds the JobInfo fields common to both kinds.
+valid for the job's life. The job model and registry are shared with ingest jobs (bulk_jobs.py).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.responses import Response
 
+from .bulk_jobs import (
+    STATE_CODES,
+    BulkJob,
+    bulk_jobs,
+    created_by,
+    decode_locator,
+    encode_locator,
+    invalid_job,
+    list_jobs,
+    option,
+)
 from .errors import SalesforceError, not_found
-from .ids import make_id, normalize
 from .query import QueryEngine, ResultSet, query_engine
 from .render import DELIMITERS, LINE_ENDINGS
 from .routing import DATA, Ctx, json_response, no_content, route
@@ -30,115 +35,10 @@ if TYPE_CHECKING:
     from .org import EmulatedOrg
     from .soql import CompiledQuery
 
-JOB_PREFIX = "750"
 MIN_QUERY_VERSION = 47.0
 PAGE_TARGET_BYTES = 64 * 1024 * 1024  # default results page: about this much data...
 PAGE_MIN_ROWS, PAGE_MAX_ROWS = 50_000, 100_000  # ...within these bounds, as Salesforce sizes by bytes
-LIST_PAGE = 1000
 _PREFETCH = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bulk2-prefetch")
-# Job state -> the upper-case form Salesforce uses in JOB_NOT_COMPLETE messages.
-STATE_CODES = {"Open": "OPEN", "UploadComplete": "UPLOAD_COMPLETE", "InProgress": "IN_PROGRESS",
-               "JobComplete": "JOB_COMPLETE", "Failed": "FAILED", "Aborted": "ABORTED"}
-
-
-def sf_datetime(moment: datetime) -> str:
-    """JobInfo dates: `2018-12-10T17:50:19.000+0000`."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
-
-
-def invalid_job(message: str) -> SalesforceError:
-    return SalesforceError(400, "INVALIDJOB", message)
-
-
-# --- shared job model (query and ingest) ---------------------------------------------------
-
-
-@dataclass
-class BulkJob:
-    """The JobInfo fields every Bulk 2.0 job has; subclasses add their kind's fields."""
-
-    id: str
-    operation: str
-    object: str
-    created_by: str
-    created: datetime
-    api_version: str
-    column_delimiter: str = "COMMA"
-    line_ending: str = "LF"
-    state: str = "UploadComplete"
-    modstamp: datetime | None = None
-    error_message: str | None = None
-    processing_ms: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    job_type: ClassVar[str] = ""
-
-    def set_state(self, state: str, now: datetime) -> None:
-        self.state = state
-        self.modstamp = now
-
-    def info(self) -> dict[str, Any]:
-        """The JobInfo of a create response (the keys of the docs' example, in its order)."""
-        return {
-            "id": self.id, "operation": self.operation, "object": self.object, "createdById": self.created_by,
-            "createdDate": sf_datetime(self.created),
-            "systemModstamp": sf_datetime(self.modstamp or self.created),
-            "state": self.state, "concurrencyMode": "Parallel", "contentType": "CSV",
-            "apiVersion": float(self.api_version), "lineEnding": self.line_ending,
-            "columnDelimiter": self.column_delimiter,
-        }
-
-    def list_info(self) -> dict[str, Any]:
-        """A job as `GET /jobs/...` lists it."""
-        info = self.info()
-        info["jobType"] = self.job_type
-        return info
-
-
-class BulkJobs:
-    """All Bulk 2.0 jobs of an org, by id, with id minting."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: dict[str, BulkJob] = {}
-        self._counter = 0
-
-    def new_id(self) -> str:
-        with self._lock:
-            self._counter += 1
-            return make_id(JOB_PREFIX, self._counter)
-
-    def add(self, job: BulkJob) -> None:
-        with self._lock:
-            self._jobs[job.id] = job
-
-    def get(self, job_id: str, kind: type[BulkJob]) -> BulkJob:
-        """The job of that kind, or Salesforce's 404 (15- and 18-character ids both work)."""
-        key = normalize(job_id)
-        with self._lock:
-            job = self._jobs.get(key) if key else None
-        if not isinstance(job, kind):
-            raise not_found()
-        return job
-
-    def remove(self, job_id: str) -> BulkJob | None:
-        with self._lock:
-            return self._jobs.pop(job_id, None)
-
-    def of_kind(self, kind: type[BulkJob]) -> list[BulkJob]:
-        with self._lock:
-            return [j for j in self._jobs.values() if isinstance(j, kind)]
-
-
-def bulk_jobs(org: EmulatedOrg) -> BulkJobs:
-    return org.extensions.setdefault("bulk2", BulkJobs())
-
-
-def created_by(ctx: Ctx) -> str:
-    return ctx.session.user_id if ctx.session else ctx.org.admin_user()[0]
-
-
-# --- query jobs ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -210,13 +110,6 @@ class QueryJob(BulkJob):
             self.result = None
 
 
-def _option(body: dict[str, Any], key: str, allowed: dict[str, str], default: str) -> str:
-    value = body.get(key, default)
-    if value not in allowed:
-        raise invalid_job(f"Invalid value for {key}: {value}. Allowed values are {', '.join(allowed)}")
-    return value
-
-
 def create_query_job(ctx: Ctx) -> Response:
     if float(ctx.version) < MIN_QUERY_VERSION:
         raise not_found()
@@ -231,8 +124,8 @@ def create_query_job(ctx: Ctx) -> Response:
         raise invalid_job("The query is required")
     if body.get("contentType", "CSV") != "CSV":
         raise invalid_job(f"Invalid content type: {body.get('contentType')}. Only CSV is supported")
-    delimiter = _option(body, "columnDelimiter", DELIMITERS, "COMMA")
-    line_ending = _option(body, "lineEnding", LINE_ENDINGS, "LF")
+    delimiter = option(body, "columnDelimiter", DELIMITERS, "COMMA")
+    line_ending = option(body, "lineEnding", LINE_ENDINGS, "LF")
     org = ctx.org
     # The compiler refuses what Bulk 2.0 refuses (INVALIDENTITY, compound fields, aggregates...).
     compiled = query_engine(org).compile(soql, include_deleted=operation == "queryAll", bulk=True)
@@ -279,20 +172,6 @@ def delete_query_job(ctx: Ctx) -> Response:
     return no_content()
 
 
-def _encode_locator(offset: int) -> str:
-    return base64.urlsafe_b64encode(str(offset).encode()).decode().rstrip("=")
-
-
-def _decode_locator(locator: str) -> int:
-    try:
-        offset = int(base64.urlsafe_b64decode(locator + "=" * (-len(locator) % 4)).decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        offset = -1
-    if offset < 0:
-        raise SalesforceError(400, "INVALID_QUERY_LOCATOR", f"Invalid locator: {locator}")
-    return offset
-
-
 def _page_rows(ctx: Ctx, result: ResultSet) -> int:
     raw = ctx.arg("maxRecords")
     if raw not in (None, ""):
@@ -320,30 +199,16 @@ def query_results(ctx: Ctx) -> Response:
         raise SalesforceError(400, "JOB_NOT_COMPLETE", "can only download query results of successfully "
                               f"completed bulk job with status: JOB_COMPLETE. Current status: {status}")
     locator = ctx.arg("locator") or ""
-    offset = _decode_locator(locator) if locator and locator != "null" else 0
+    offset = decode_locator(locator) if locator and locator != "null" else 0
     body, count = job.page(offset, _page_rows(ctx, result))
     end = offset + count
-    headers = {"Sforce-Locator": _encode_locator(end) if end < result.num_rows else "null",
+    headers = {"Sforce-Locator": encode_locator(end) if end < result.num_rows else "null",
                "Sforce-NumberOfRecords": str(count)}
     return Response(body, status_code=200, headers=headers, media_type="text/csv")
 
 
 def list_query_jobs(ctx: Ctx) -> Response:
-    jobs: list[BulkJob] = sorted(bulk_jobs(ctx.org).of_kind(QueryJob), key=lambda j: j.id)
-    job_type = ctx.arg("jobType")
-    if job_type not in (None, "", "V2Query"):
-        jobs = []  # Classic (Bulk 1.0) and V2Ingest jobs are not query jobs of this API
-    if (ctx.arg("isPkChunkingEnabled") or "").lower() == "true":
-        jobs = []  # PK chunking is a Bulk 1.0 feature
-    mode = ctx.arg("concurrencyMode")
-    if mode not in (None, "", "Parallel"):
-        jobs = []
-    locator = ctx.arg("queryLocator")
-    start = _decode_locator(locator) if locator else 0
-    page = jobs[start:start + LIST_PAGE]
-    done = start + LIST_PAGE >= len(jobs)
-    next_url = None if done else f"{ctx.base}/jobs/query?queryLocator={_encode_locator(start + LIST_PAGE)}"
-    return json_response({"done": done, "records": [j.list_info() for j in page], "nextRecordsUrl": next_url})
+    return list_jobs(ctx, QueryJob, "query")
 
 
 JOB = DATA + r"/jobs/query/(?P<job_id>[0-9A-Za-z]+)"

@@ -26,9 +26,9 @@ from .datagen import (
     rng_for,
     run_fixups,
     skipped_by_backup,
-    soft_delete,
 )
 from .ids import make_id
+from .recyclebin import soft_delete, undelete
 from .schema import Field, SObject
 from .store import DELETED_AT, RECYCLE_BIN_DAYS, Store, quote
 
@@ -285,40 +285,6 @@ def _undelete(store: Store, gen: Generator, obj: SObject, stamps: np.ndarray, rn
         rows = pa.table({"Id": pa.array(ids), "ts": _ts(stamps[:len(ids)])})
         for name, n in undelete(store, obj, rows).items():
             report.add(name, "undelete", n)
-
-
-def undelete(store: Store, obj: SObject, rows: pa.Table) -> dict[str, int]:
-    """Bring (Id, ts) records back from the recycle bin with the children their deletion cascaded to."""
-    cur = store.cursor()
-    sets = ['"IsDeleted" = false', f"{quote(DELETED_AT)} = NULL"]
-    sets += [f'{quote(c)} = d."ts"' for c in ("LastModifiedDate", "SystemModstamp") if obj.field(c)]
-    out = {obj.name: 0}
-    with store.write_lock:
-        cur.register("_und", rows)
-        try:
-            restored = cur.execute(
-                f'SELECT t."Id", t.{quote(DELETED_AT)} AS deleted_at, d."ts" FROM {store.table(obj)} t '
-                f'JOIN _und d ON t."Id" = d."Id" WHERE t.{quote(DELETED_AT)} IS NOT NULL').to_arrow_table()
-            cur.execute(f'UPDATE {store.table(obj)} AS t SET {", ".join(sets)} FROM _und d '
-                        f'WHERE t."Id" = d."Id" AND t.{quote(DELETED_AT)} IS NOT NULL')
-        finally:
-            cur.unregister("_und")
-        out[obj.name] = restored.num_rows
-        for rel in store.schema.children(obj.name):
-            if not rel.cascade_delete or rel.child.name == obj.name or not restored.num_rows:
-                continue
-            cur.register("_par", restored)
-            try:
-                kids = cur.execute(
-                    f'SELECT c."Id", p."ts" FROM {store.table(rel.child)} c JOIN _par p '
-                    f'ON c.{store.column(rel.field)} = p."Id" AND c.{quote(DELETED_AT)} = p.deleted_at'
-                ).to_arrow_table()
-            finally:
-                cur.unregister("_par")
-            if kids.num_rows:
-                for k, v in undelete(store, rel.child, kids).items():
-                    out[k] = out.get(k, 0) + v
-    return out
 
 
 def purge(store: Store, now: datetime) -> int:

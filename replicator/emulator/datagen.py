@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from .describe import record_type_id, record_type_label
 from .ids import BASE62, CHECKSUM_CHARS, POD, make_id
+from .recyclebin import soft_delete
 from .schema import Field, SObject
 from .store import DELETED_AT, Store, quote
 
@@ -815,47 +816,7 @@ def _recycle_bin(store: Store, source: IdSource, seed: int, end_ms: int) -> None
                     clamp=True)
 
 
-# --- shared with churn: recycle bin and roll-ups -------------------------------------------------
-
-def soft_delete(store: Store, obj: SObject, rows: pa.Table, *, clamp: bool = False) -> dict[str, int]:
-    """Move live records (Id, ts) to the recycle bin, cascading to master-detail children.
-
-    Children get the parent's deletion time, which is how undelete finds what to restore with it.
-    `clamp` keeps the audit order (deleted after last modified) for back-dated deletions.
-    Returns rows deleted per object.
-    """
-    cur = store.cursor()
-    ts = 'd."ts"'
-    if clamp and obj.field("SystemModstamp"):
-        ts = 'greatest(d."ts", t."SystemModstamp" + INTERVAL 1 MILLISECOND)'
-    sets = ['"IsDeleted" = true', f"{quote(DELETED_AT)} = {ts}"]
-    sets += [f"{quote(c)} = {ts}" for c in ("LastModifiedDate", "SystemModstamp") if obj.field(c)]
-    out = {obj.name: 0}
-    with store.write_lock:
-        cur.register("_del", rows)
-        try:
-            done = cur.execute(
-                f'UPDATE {store.table(obj)} AS t SET {", ".join(sets)} FROM _del d '
-                f'WHERE t."Id" = d."Id" AND t.{quote(DELETED_AT)} IS NULL '
-                f'RETURNING t."Id", t.{quote(DELETED_AT)} AS ts').to_arrow_table()
-        finally:
-            cur.unregister("_del")
-        out[obj.name] = done.num_rows
-        for rel in store.schema.children(obj.name):
-            if not rel.cascade_delete or rel.child.name == obj.name or not done.num_rows:
-                continue
-            cur.register("_par", done)
-            try:
-                kids = cur.execute(
-                    f'SELECT c."Id", p."ts" FROM {store.table(rel.child)} c JOIN _par p '
-                    f'ON c.{store.column(rel.field)} = p."Id" WHERE c.{quote(DELETED_AT)} IS NULL'
-                ).to_arrow_table()
-            finally:
-                cur.unregister("_par")
-            for k, v in soft_delete(store, rel.child, kids).items():
-                out[k] = out.get(k, 0) + v
-    return out
-
+# --- shared with churn and the DML engine: roll-ups --------------------------------------------
 
 def rollup_fields(schema) -> list[tuple[SObject, Field, SObject, Field, Field | None, str]]:
     """(parent, field, child, child reference, summarised child field, function) for every roll-up."""

@@ -134,7 +134,11 @@ def json_values(array: pa.Array | pa.ChunkedArray) -> list[Any]:
     elif pa.types.is_date(t):
         array = _date_text(array)
     elif pa.types.is_decimal(t):
-        array = pc.cast(array, pa.float64())  # currency/percent/double are JSON floats: 3.0
+        # currency/percent/double are JSON floats (3.0). Decimals go through their exact text so 816.9
+        # stays 816.9, not the nearest binary neighbour of the scaled integer (816.9000000000001).
+        if pa.types.is_decimal(array.type):
+            array = pc.cast(array, pa.string())
+        array = pc.cast(array, pa.float64())
     elif pa.types.is_struct(t):
         return [_compound(v) for v in array.to_pylist()]
     return array.to_pylist()

@@ -1,8 +1,7 @@
 """The REST API (`/services/data`): versions, resources and describes here; queries, record reads
 and limits in the rest_* modules. `ROUTES` collects all of them for the server.
 
-Writes (POST/PATCH/DELETE) on these paths are not served yet: the router answers them with 405
-METHOD_NOT_ALLOWED because only GET routes exist.
+Writes live in rest_write (single records) and composite (collections, composite, graph, tree).
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from . import rest_limits, rest_query, rest_records
+from . import composite, rest_limits, rest_query, rest_records, rest_write
 from .auth import identity_url
 from .describe import describe_global, describe_sobject, last_modified, not_modified_since, sobject_metadata
 from .routing import DATA, Ctx, json_response, route
@@ -95,4 +94,6 @@ ROUTES = [
     *rest_query.ROUTES,
     *rest_records.ROUTES,
     *rest_limits.ROUTES,
+    *rest_write.ROUTES,
+    *composite.ROUTES,
 ]

@@ -174,9 +174,9 @@ class Emulator:
 
 def create_app(org: EmulatedOrg) -> Emulator:
     """The ASGI app for one org, with the routes of every API module."""
-    from . import auth, bulk, control, rest
+    from . import auth, bulk, bulk_ingest, control, rest, tooling
 
     routes: list[Route] = []
-    for module in (auth, rest, bulk, control):
+    for module in (auth, tooling, rest, bulk, bulk_ingest, control):  # tooling first: it sees /query
         routes.extend(module.ROUTES)
     return Emulator(org, routes)
