@@ -19,7 +19,6 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 # so ordinary commands never load the emulator and the emulator stays a separate world.
 LAZY_COMMANDS = {
     "emulator": "replicator.emulator.cli:emulator",
-    "demo": "replicator.emulator.cli:demo",
 }
 
 
@@ -127,6 +126,242 @@ def _print_tree(data: dict[str, Any], depth: int) -> None:
             click.echo(f"{pad}{key}: {json.dumps(value)}")
 
 
+# --- Catalog (thin shell over replicator.catalog.plan_org) -------------------------------------
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--org", "org_name", required=True, help="Org to describe (a name under [orgs]).")
+@click.option("--job", "job_name", help="Use this job's object selection (default: the recommended set).")
+@json_option
+@click.pass_context
+def catalog(ctx: click.Context, org_name: str, job_name: str | None, as_json: bool) -> None:
+    """Print the backup plan: every object and field, included or skipped, and why."""
+    from .catalog import plan_org
+    from .config import ObjectSelection
+    from .org import OrgClient, OrgError
+
+    cfg = _load(ctx, as_json)
+    if org_name not in cfg.orgs:
+        known = ", ".join(cfg.orgs) or "none"
+        raise click.ClickException(f"no org {org_name!r} in {cfg.path} (orgs: {known})")
+    selection = ObjectSelection()
+    if job_name is not None:
+        if job_name not in cfg.jobs:
+            raise click.ClickException(f"no job {job_name!r} in {cfg.path}")
+        selection = cfg.jobs[job_name].objects
+    try:
+        plans = plan_org(OrgClient(cfg.orgs[org_name]), selection)
+    except (OrgError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        _emit({"org": org_name, "objects": [p.to_json() for p in plans]})
+        return
+    for plan in plans:
+        if not plan.included:
+            click.echo(f"- {plan.name}: skipped ({plan.reason})")
+            continue
+        how = f"{plan.method}, cursor {plan.cursor or 'none (full copy)'}"
+        if plan.filter_by:
+            how += f", queried per {plan.filter_by[1]} id ({plan.filter_by[0]} IN ...)"
+        click.echo(f"+ {plan.name}: {plan.records} records ({how})")
+        for f in plan.fields:
+            mark = "+" if f.included else "-"
+            note = f" ({f.reason})" if f.reason else ""
+            click.echo(f"    {mark} {f.name} {f.type}{note}")
+    included = sum(p.included for p in plans)
+    click.echo(f"{included} objects backed up, {len(plans) - included} skipped")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="replicator")
+
+
+# --- Backups, runs and time travel (thin shells over replicator.backup and the snapshot store) ----
+
+
+def _store(cfg: Config) -> Any:
+    """The snapshot store, read-only; a clear error before the first backup."""
+    from .sinks.snapshot import SnapshotStore
+
+    path = cfg.storage.path / "snapshot.duckdb"
+    if not path.exists():
+        raise click.ClickException(f"no backups yet: {path} does not exist (run `replicator backup run`)")
+    return SnapshotStore(path, read_only=True)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS)
+def backup() -> None:
+    """Back up an org into the snapshot store."""
+
+
+@backup.command("run", context_settings=CONTEXT_SETTINGS)
+@click.option("--job", "job_name", help="Job to run (default: the only job in the config).")
+@click.option("--objects", help="Back up only these objects (comma-separated API names).")
+@click.option("--full", is_flag=True,
+              help="Also reconcile every record id with the org (finds purged deletes).")
+@json_option
+@click.pass_context
+def backup_run(ctx: click.Context, job_name: str | None, objects: str | None, full: bool,
+               as_json: bool) -> None:
+    """Run one backup now. Exit code: 0 completed, 2 partial, 1 failed/disabled/refused."""
+    from .backup import BackupError, RichReporter, run_backup
+
+    cfg = _load(ctx, as_json)
+    names = [o.strip() for o in objects.split(",") if o.strip()] if objects else None
+    try:
+        with RichReporter(enabled=not as_json) as reporter:
+            result = run_backup(cfg, job_name, objects=names, full=full, reporter=reporter)
+    except (BackupError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        _emit({"run_id": result.run_id, "status": result.status, "message": result.message,
+               "api_calls": result.api_calls, "seconds": round(result.seconds, 2),
+               "objects": len(result.sections)})
+    else:
+        click.echo(f"run {result.run_id}: {result.status} ({result.message}); "
+                   f"{result.api_calls} API calls, {result.seconds:.1f} s")
+    ctx.exit({"completed": 0, "partial": 2}.get(result.status, 1))
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS, invoke_without_command=True)
+@json_option
+@click.pass_context
+def runs(ctx: click.Context, as_json: bool) -> None:
+    """List backup runs (newest first); `runs show N` for one run's objects."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = [_jsonable(r) for r in _store(_load(ctx, as_json)).runs()]
+    rows.sort(key=lambda r: r["run_id"], reverse=True)
+    if as_json:
+        _emit(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("Run", "Job", "Kind", "Started", "Status", "Message")
+    for r in rows:
+        table.add_row(str(r["run_id"]), str(r.get("job")), str(r.get("kind")), str(r.get("started_at")),
+                      str(r["status"]), str(r.get("message") or ""))
+    Console().print(table)
+
+
+@runs.command("show", context_settings=CONTEXT_SETTINGS)
+@click.argument("run_id", type=int)
+@json_option
+@click.pass_context
+def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> None:
+    """One run: its status and, per object, what was backed up and what failed."""
+    store = _store(_load(ctx, as_json))
+    run = store.run(run_id)
+    if run is None:
+        raise click.ClickException(f"no run {run_id}")
+    sections = [_jsonable(s) for s in store.sections(run_id)]
+    if as_json:
+        _emit({"run": _jsonable(run), "sections": sections})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"run {run_id} ({run.get('job')}): [bold]{run['status']}[/] {run.get('message') or ''}")
+    table = Table("Object", "Status", "Items", "Ins", "Upd", "Del", "API", "Method", "Org", "Store",
+                  "Message")
+    for s in sections:
+        table.add_row(*(str(s.get(k) if s.get(k) is not None else "") for k in (
+            "object", "status", "items", "inserted", "updated", "deleted", "api_calls", "method",
+            "org_count", "store_count", "message")))
+    console.print(table)
+
+
+def _print_table(table: Any, as_json: bool, as_csv: bool) -> None:
+    """An Arrow table as JSON rows, CSV or a terminal table."""
+    if as_json:
+        _emit(_jsonable(table.to_pylist()))
+    elif as_csv:
+        import sys
+
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, sys.stdout.buffer)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        out = Table(*table.column_names)
+        for row in table.to_pylist():
+            out.add_row(*("" if v is None else str(v) for v in row.values()))
+        Console().print(out)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("query")
+@click.option("--as-of", help="Run number or timestamp: object views show the state at that moment.")
+@json_option
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
+@click.pass_context
+def sql(ctx: click.Context, query: str, as_of: str | None, as_json: bool, as_csv: bool) -> None:
+    """Query the snapshot store read-only, e.g. sql "SELECT Name FROM Account" --as-of 3."""
+    from datetime import datetime
+
+    store = _store(_load(ctx, as_json))
+    moment: int | datetime | None = None
+    if as_of is not None:
+        try:
+            moment = int(as_of) if as_of.isdigit() else datetime.fromisoformat(as_of)
+        except ValueError:
+            raise click.BadParameter("a run number or an ISO timestamp", param_hint="--as-of") from None
+    try:
+        table = store.sql(query, moment)
+    except Exception as exc:  # the analyst's SQL: show DuckDB's message, not a traceback
+        raise click.ClickException(str(exc)) from None
+    _print_table(table, as_json, as_csv)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("object_name", metavar="OBJECT")
+@click.argument("record_id", metavar="ID")
+@json_option
+@click.pass_context
+def history(ctx: click.Context, object_name: str, record_id: str, as_json: bool) -> None:
+    """Every backed-up version of one record, oldest first."""
+    from .history import record_history
+
+    store = _store(_load(ctx, as_json))
+    if object_name not in store.objects():
+        known = ", ".join(store.objects())
+        raise click.ClickException(f"{object_name} is not in the backup (objects: {known})")
+    versions = record_history(store, object_name, record_id)
+    if not versions:
+        raise click.ClickException(f"no versions of {object_name} {record_id} in the backup")
+    if as_json:
+        _emit([_jsonable({"run_id": v.run_id, "valid_from": v.valid_from, "valid_to": v.valid_to,
+                          "deleted": v.deleted, "changed": v.changed, "values": v.values}) for v in versions])
+        return
+    for v in versions:
+        state = "deleted" if v.deleted else "version"
+        click.echo(f"run {v.run_id}: {state} valid {v.valid_from} .. {v.valid_to or 'now'}")
+        for name in v.changed:
+            click.echo(f"    {name}: {v.values.get(name)!r}")
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--state-dir", default=Path("var/demo"), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--scale", default=2000, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=42, show_default=True, type=int)
+def demo(state_dir: Path, scale: int, seed: int) -> None:
+    """Start the emulator's demo org, back it up, churn a day, back up again, then travel in time."""
+    from .demo import run_demo
+
+    run_demo(state_dir=state_dir, scale=scale, seed=seed)

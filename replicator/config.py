@@ -71,9 +71,14 @@ class Secret:
 
 @dataclass(frozen=True)
 class StorageSettings:
-    """Where the snapshot store, blobs and logs live."""
+    """Where the snapshot store, blobs and logs live.
+
+    `blob_key_env` names the environment variable holding the file-encryption key; without it the
+    key is generated once into <path>/blob.key (losing that file loses every backed-up file).
+    """
 
     path: Path
+    blob_key_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -218,7 +223,7 @@ class _Parser:
     def config(self, raw: dict[str, Any]) -> Config:
         self.check_keys("", raw, {"storage", "orgs", "jobs"})
         storage = self.table("storage", raw.get("storage", {}))
-        self.check_keys("storage", storage, {"path"})
+        self.check_keys("storage", storage, {"path", "blob_key_env"})
         orgs_raw = self.table("orgs", raw.get("orgs", {}))
         orgs = {name: self.org(name, self.table(f"orgs.{name}", body)) for name, body in orgs_raw.items()}
         jobs_raw = self.table("jobs", raw.get("jobs", {}))
@@ -227,10 +232,21 @@ class _Parser:
         }
         return Config(
             path=self.path,
-            storage=StorageSettings(path=self.file_path("storage.path", storage.get("path", "var"))),
+            storage=self.storage(storage),
             orgs=orgs,
             jobs=jobs,
         )
+
+    def storage(self, raw: dict[str, Any]) -> StorageSettings:
+        key_env = raw.get("blob_key_env")
+        if key_env is not None:
+            key_env = self.string("storage.blob_key_env", key_env)
+            if not _ENV_NAME.match(key_env):
+                # Not echoed: it may be the key itself pasted by mistake.
+                raise self.error("storage.blob_key_env",
+                                 "must be an environment variable name (letters, digits, _)")
+        return StorageSettings(path=self.file_path("storage.path", raw.get("path", "var")),
+                               blob_key_env=key_env)
 
     def org(self, name: str, raw: dict[str, Any]) -> OrgSettings:
         key = f"orgs.{name}"

@@ -196,3 +196,16 @@ def test_unset_secret_fails_only_when_used(tmp_config):
 def test_secret_reads_os_environ_by_default(tmp_config, monkeypatch):
     monkeypatch.setenv("REPLICATOR_TEST_PASSWORD", "from-env")
     assert load_config(tmp_config()).orgs["demo"].auth.password.reveal() == "from-env"
+
+
+def test_storage_blob_key_env(tmp_config):
+    cfg = load_config(tmp_config("[storage]\npath = 's'\nblob_key_env = 'BLOB_KEY'\n"), environ={})
+    assert cfg.storage.blob_key_env == "BLOB_KEY"
+    assert load_config(tmp_config("[storage]\n"), environ={}).storage.blob_key_env is None
+
+
+def test_storage_blob_key_env_that_looks_like_a_pasted_key_is_not_echoed(tmp_config):
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_config("[storage]\nblob_key_env = 'q8Zx+/abc='\n"), environ={})
+    assert info.value.key == "storage.blob_key_env"
+    assert "q8Zx" not in str(info.value)

@@ -1,4 +1,4 @@
-"""`replicator emulator ...` and `replicator demo`: run the emulator and steer a running one.
+"""`replicator emulator ...`: run the emulator, steer a running one, or summarise a demo org.
 
 `serve` runs an org in this process; the other subcommands are thin clients of the control API
 (/_emulator/) of an emulator that is already running, so scripts and people use the same calls
@@ -288,15 +288,15 @@ def dump(url: str, ca: str | None, token: str | None, object_name: str, deleted:
             sink.close()
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
-@click.option("--state-dir", default=Path("var/demo"), show_default=True,
+@emulator.command("summary", context_settings=CONTEXT_SETTINGS)
+@click.option("--state-dir", default=Path("var/emulator-summary"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 @click.option("--port", default=8443, show_default=True, type=click.IntRange(0, 65535),
               help="Port for the emulator (a free one is used if it is taken).")
 @click.option("--scale", default=2000, show_default=True, type=click.IntRange(1))
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--keep-running", is_flag=True, help="Leave the emulator running after the summary.")
-def demo(state_dir: Path, port: int, scale: int, seed: int, keep_running: bool) -> None:
+def summary(state_dir: Path, port: int, scale: int, seed: int, keep_running: bool) -> None:
     """Start the emulator with a demo org, log in like a user and summarise the org."""
     from .demo import run_demo  # needs simple-salesforce and rich
 

@@ -1,4 +1,4 @@
-"""`replicator demo`: start an emulated org and show it the way a Salesforce client sees it.
+"""`replicator emulator summary`: start an emulated org and show it the way a Salesforce client sees it.
 
 The summary deliberately goes through simple-salesforce with an OAuth password login, describe,
 SOQL and Bulk 2.0, i.e. the same wire protocol a backup run uses, so a working demo means a
@@ -205,4 +205,4 @@ def run_demo(state_dir: Path, port: int, scale: int, seed: int, keep_running: bo
                       f"Username {info['username']}, password {info['password']}.")
         return
     stop(process)
-    console.print("\nEmulator stopped. Run `replicator demo --keep-running` to keep it up.")
+    console.print("\nEmulator stopped. Run `replicator emulator summary --keep-running` to keep it up.")

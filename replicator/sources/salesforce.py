@@ -1,0 +1,268 @@
+"""The Salesforce source: one dlt pipeline per run stages every planned object's changes.
+
+Per object one dlt resource yields Arrow tables (never per-record dicts through dlt) of the
+records whose cursor field (SystemModstamp) is >= the store's cursor, read with queryAll so
+deletions arrive as rows with IsDeleted = true. Large objects go through Bulk API 2.0, small ones
+through REST; Bulk refusals fall back to REST, QUERY_TIMEOUT splits the cursor window in halves.
+One object failing never stops the others: its staged rows are dropped and its Section says why,
+so the store applies only complete objects and its cursor cannot skip records.
+
+Staging layout (read by sinks/snapshot.py and sources/files.py): DuckDB file `staging`, schema
+STAGING_DATASET, one table per object named exactly like it (columns = catalog.arrow_schema), plus
+"<Object>__deleted"(Id, deleted_at) with ids from /sobjects/X/deleted (purged from the recycle bin
+too) when the cursor is recent enough for that resource.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dlt
+import duckdb
+import pyarrow as pa
+
+from ..catalog import ObjectPlan, arrow_schema
+from ..org import AuthenticationError, BudgetExceeded, OrgClient, OrgError
+from . import soql
+from .records import csv_table, rest_table
+
+log = logging.getLogger("replicator.sources.salesforce")
+
+STAGING_DATASET = "salesforce"  # never the file's stem (staging.duckdb): DuckDB calls that ambiguous
+DELETED_SUFFIX = "__deleted"
+DELETED_SCHEMA = pa.schema([pa.field("Id", pa.string()),
+                            pa.field("deleted_at", pa.timestamp("ms", tz="UTC"))])
+MAX_SPLITS = 6  # QUERY_TIMEOUT: halve the window at most this many times (1/64 of it)
+FILTER_CHUNK = 200  # ids per IN (...) for objects that must be queried by parent id
+DELETED_WINDOW = timedelta(days=14)  # /deleted covers 15 days; keep a day of margin
+EARLIEST = datetime(1999, 1, 1, tzinfo=UTC)  # before any Salesforce org existed: the first split's start
+FATAL = (BudgetExceeded, AuthenticationError)  # stop the whole run, not just one object
+
+
+@dataclass
+class Section:
+    """One object's extract outcome, a row of the store's `sections` ledger (extract's columns)."""
+
+    object: str
+    status: str = "ok"  # ok | failed | skipped
+    message: str | None = None
+    items: int = 0  # rows staged (changed + deleted records)
+    deleted_ids: int = 0  # ids staged from /deleted
+    api_calls: int = 0
+    bulk_batches: int = 0  # Bulk 2.0 query jobs
+    method: str | None = None  # rest | bulk (rest after a Bulk fallback)
+    seconds: float = 0.0
+    org_count: int | None = None
+
+
+class _Extract:
+    """State shared by the resources of one run: client, cursors, the run's moment, sections."""
+
+    def __init__(self, client: OrgClient, cursors: Mapping[str, datetime | None], run_ts: datetime,
+                 full: bool) -> None:
+        self.client = client
+        self.cursors = cursors
+        self.run_ts = run_ts if run_ts.tzinfo else run_ts.replace(tzinfo=UTC)
+        self.full = full
+        self.sections: dict[str, Section] = {}
+        self.fatal: OrgError | None = None
+
+    def resource(self, plan: ObjectPlan) -> Iterator[pa.Table]:
+        """The object's tables, metered into its Section; any failure is caught and reported."""
+        section = self.sections[plan.name]
+        items = self._tables(plan, section)
+        while True:
+            calls, jobs, started = self.client.ledger.calls, self.client.ledger.bulk_jobs, time.monotonic()
+            try:
+                table = next(items)
+            except StopIteration:
+                return
+            except Exception as exc:  # one object's failure must not stop the run
+                self._fail(section, exc)
+                return
+            finally:
+                section.api_calls += self.client.ledger.calls - calls
+                section.bulk_batches += self.client.ledger.bulk_jobs - jobs
+                section.seconds += time.monotonic() - started
+            yield table
+
+    def _fail(self, section: Section, exc: Exception) -> None:
+        code = getattr(exc, "code", None)
+        section.status = "failed"
+        section.message = f"{code}: {exc}" if code else f"{type(exc).__name__}: {exc}"
+        log.warning("extract of %s failed: %s", section.object, section.message)
+        if isinstance(exc, FATAL):
+            self.fatal = exc
+
+    def _tables(self, plan: ObjectPlan, section: Section) -> Iterator[pa.Table]:
+        if self.fatal is not None:
+            section.status, section.message = "skipped", f"run stopped: {self.fatal.code}: {self.fatal}"
+            return
+        schema = arrow_schema(plan)
+        start = None if self.full else self.cursors.get(plan.name)
+        rows = 0
+        for table in self._query(plan, schema, start, section):
+            rows += table.num_rows
+            yield table
+        section.items = rows
+        if rows == 0:  # the table still exists, typed, so the store sees new fields of quiet objects
+            yield schema.empty_table()
+        if start is not None and plan.filter_by is None:
+            yield from self._deleted(plan, start, section)
+
+    def _query(self, plan: ObjectPlan, schema: pa.Schema, start: datetime | None,
+               section: Section) -> Iterator[pa.Table]:
+        if plan.filter_by is not None:
+            yield from self._filtered(plan, schema, start)
+            return
+        if plan.method == "bulk":
+            rows = 0
+            try:
+                for table in self._window(plan, schema, start, None, 0, bulk=True):
+                    rows += table.num_rows
+                    yield table
+                return
+            except FATAL:
+                raise
+            except OrgError as exc:
+                if rows or exc.code == "QUERY_TIMEOUT":
+                    raise
+                section.method = "rest"
+                section.message = f"Bulk API refused ({exc.code}: {exc}); read through REST"
+                log.info("%s: %s", plan.name, section.message)
+        yield from self._window(plan, schema, start, None, 0, bulk=False)
+
+    def _window(self, plan: ObjectPlan, schema: pa.Schema, start: datetime | None, end: datetime | None,
+                depth: int, *, bulk: bool, where: str | None = None) -> Iterator[pa.Table]:
+        """Records of [start, end); on QUERY_TIMEOUT before any row, the two halves in order."""
+        text = soql.window_query(plan, start, end, where=where, order=not bulk)
+        pages = self._bulk_pages(text, schema) if bulk else self._rest_pages(text, schema)
+        yielded = False
+        try:
+            for table in pages:
+                yielded = True
+                yield table
+        except OrgError as exc:
+            if exc.code != "QUERY_TIMEOUT" or yielded or depth >= MAX_SPLITS or plan.cursor is None:
+                raise
+            low, high = start or EARLIEST, end or self.run_ts
+            if high <= low:
+                raise
+            middle = low + (high - low) / 2
+            log.info("%s: QUERY_TIMEOUT on [%s, %s); splitting at %s", plan.name, start, end, middle)
+            yield from self._window(plan, schema, start, middle, depth + 1, bulk=bulk, where=where)
+            yield from self._window(plan, schema, middle, end, depth + 1, bulk=bulk, where=where)
+
+    def _rest_pages(self, text: str, schema: pa.Schema) -> Iterator[pa.Table]:
+        for records in self.client.query_pages(text, include_deleted=True):
+            if records:
+                yield rest_table(records, schema)
+
+    def _bulk_pages(self, text: str, schema: pa.Schema) -> Iterator[pa.Table]:
+        for page in self.client.bulk_query(text, include_deleted=True):
+            table = csv_table(page, schema)
+            if table.num_rows:
+                yield table
+
+    def _filtered(self, plan: ObjectPlan, schema: pa.Schema, start: datetime | None) -> Iterator[pa.Table]:
+        """Objects Salesforce only queries with a parent filter (ContentDocumentLink): per parent id batch.
+
+        Parents come from queryAll, so links of documents in the recycle bin are read (and seen deleted).
+        """
+        assert plan.filter_by is not None
+        field, parent = (soql.name(n) for n in plan.filter_by)
+        ids: list[str] = []
+        for records in self.client.query_pages(f"SELECT Id FROM {parent}", include_deleted=True):
+            ids.extend(r["Id"] for r in records)
+        for at in range(0, len(ids), FILTER_CHUNK):
+            where = f"{field} IN {soql.id_list(ids[at:at + FILTER_CHUNK])}"
+            yield from self._window(plan, schema, start, None, 0, bulk=False, where=where)
+
+    def _deleted(self, plan: ObjectPlan, start: datetime, section: Section) -> Iterator[pa.Table]:
+        """Ids deleted since the cursor per /deleted (catches records already purged from the bin)."""
+        since = start.replace(second=0, microsecond=0)
+        if since < self.run_ts - DELETED_WINDOW or since >= self.run_ts:
+            return
+        try:
+            answer = self.client.deleted(plan.name, since, self.run_ts)
+        except FATAL:
+            raise
+        except OrgError as exc:  # e.g. INVALID_TYPE: queryAll still brought the recycle bin's rows
+            log.info("%s: /deleted not available (%s: %s)", plan.name, exc.code, exc)
+            return
+        records = answer.get("deletedRecords") or []
+        if records:
+            ids = pa.array([r["id"] for r in records], pa.string())
+            when = pa.array([r["deletedDate"] for r in records], pa.string())
+            when = when.cast(DELETED_SCHEMA.field("deleted_at").type)
+            section.deleted_ids = len(records)
+            yield dlt.mark.with_table_name(pa.Table.from_arrays([ids, when], schema=DELETED_SCHEMA),
+                                           plan.name + DELETED_SUFFIX)
+
+
+def _silence_timestamp_precision_warning(record: logging.LogRecord) -> bool:
+    # dlt warns for every tz-aware ms column that DuckDB keeps timezone rather than precision: expected.
+    return "does not support both timezone and precision" not in record.getMessage()
+
+
+def extract(client: OrgClient, plans: list[ObjectPlan], cursors: Mapping[str, datetime | None],
+            staging: Path, *, run_ts: datetime, full: bool = False) -> list[Section]:
+    """Stage the changes of every included object into `staging`; one Section per included object.
+
+    `cursors` maps object -> the store's cursor (None or absent: read everything); `full` ignores
+    them. dlt's working folder lives beside the staging file and is removed afterwards, since its
+    load packages would keep raw rows. A budget or authentication failure stops the remaining
+    objects (Section status "skipped"); the caller decides the run's status from the sections.
+    """
+    staging = Path(staging)
+    work = staging.parent / "dlt"
+    run = _Extract(client, cursors, run_ts, full)
+    included = [p for p in plans if p.included]
+    for plan in included:
+        run.sections[plan.name] = Section(object=plan.name, method=plan.method, org_count=plan.records)
+
+    schema = dlt.Schema("salesforce", normalizers={"names": "direct"})  # keep Salesforce's names verbatim
+
+    @dlt.source(schema=schema)
+    def salesforce():  # type: ignore[no-untyped-def]
+        for plan in included:
+            yield dlt.resource(run.resource(plan), name=plan.name, write_disposition="append")
+
+    pipeline = dlt.pipeline(pipeline_name="salesforce", pipelines_dir=str(work),
+                            destination=dlt.destinations.duckdb(str(staging)), dataset_name=STAGING_DATASET)
+    dlt_log = logging.getLogger("dlt")
+    dlt_log.addFilter(_silence_timestamp_precision_warning)
+    try:
+        if included:
+            pipeline.run(salesforce(), loader_file_format="parquet")
+        else:  # nothing to read: still leave a (empty) staging file for the store to attach
+            staging.parent.mkdir(parents=True, exist_ok=True)
+            duckdb.connect(str(staging)).close()
+    finally:
+        dlt_log.removeFilter(_silence_timestamp_precision_warning)
+        shutil.rmtree(work, ignore_errors=True)
+    _drop_incomplete(staging, [s.object for s in run.sections.values() if s.status != "ok"])
+    return [run.sections[p.name] for p in included]
+
+
+def _drop_incomplete(staging: Path, objects: list[str]) -> None:
+    """Remove what failed objects staged before failing, so nothing of them reaches the store."""
+    if not objects or not staging.exists():
+        return
+    con = duckdb.connect(str(staging))
+    try:
+        for obj in objects:
+            for table in (obj, obj + DELETED_SUFFIX):
+                con.execute(f"DROP TABLE IF EXISTS {_quote(STAGING_DATASET)}.{_quote(table)}")
+    finally:
+        con.close()
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
