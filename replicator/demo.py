@@ -9,7 +9,6 @@ goes through the same code paths as a real org: config file, OAuth login over HT
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -26,7 +25,7 @@ SECRET_ENV = "REPLICATOR_DEMO_CLIENT_SECRET"
 DEMO_OBJECT = "Account"
 # A busier day than the default churn, so a 2,000-record org surely shows changes and deletions.
 DEMO_CHURN = {"days": 1, "rates": {"update": 0.05, "insert": 0.01, "delete": 0.02, "undelete": 0.0}}
-_ID = re.compile(r"^[0-9A-Za-z]{18}$")
+AUDIT_FIELDS = frozenset({"LastModifiedDate", "LastModifiedById", "SystemModstamp"})
 
 
 def write_config(folder: Path, info: dict[str, Any]) -> Path:
@@ -87,6 +86,7 @@ def _backup(console: Console, config: Any) -> None:
 
 
 def _time_travel(console: Console, path: Path) -> None:
+    from .history import record_history
     from .sinks.snapshot import SnapshotStore
 
     store = SnapshotStore(path, read_only=True)
@@ -94,17 +94,21 @@ def _time_travel(console: Console, path: Path) -> None:
         f'SELECT a."Id" FROM "{DEMO_OBJECT}_as_of"(1) a JOIN "{DEMO_OBJECT}_as_of"(2) b USING ("Id") '
         f'WHERE a."SystemModstamp" <> b."SystemModstamp" ORDER BY a."Id" LIMIT 1', None)
     gone = store.sql(
-        f'SELECT "Id", "Name" FROM "{DEMO_OBJECT}_as_of"(1) WHERE "Id" NOT IN '
+        f'SELECT "Id" FROM "{DEMO_OBJECT}_as_of"(1) WHERE "Id" NOT IN '
         f'(SELECT "Id" FROM "{DEMO_OBJECT}_as_of"(2)) ORDER BY "Id" LIMIT 1', None)
     for title, table in (("changed", changed), ("deleted", gone)):
-        ids = table.column("Id").to_pylist() if table.num_rows else []
-        if not ids or not _ID.match(ids[0]):
+        if not table.num_rows:
             console.print(f"no {title} {DEMO_OBJECT} between the two runs")
             continue
-        query = (f'SELECT "Id", "Name", "Phone", "SystemModstamp", _run_id, _deleted '
-                 f"FROM \"{DEMO_OBJECT}_history\"('{ids[0]}') ORDER BY _valid_from")
-        console.print(f"[bold]A {title} {DEMO_OBJECT}[/]: {query}")
-        _show(console, store.sql(query, None))
+        record_id = table.column("Id")[0].as_py()
+        versions = record_history(store, DEMO_OBJECT, record_id)
+        # Show what the second version changed (audit stamps aside), so the difference is visible.
+        moved = [f for f in versions[-1].changed if f not in AUDIT_FIELDS][:3] if len(versions) > 1 else []
+        columns = ["Id", "Name", *[f for f in moved if f != "Name"], "SystemModstamp"]
+        select = ", ".join(f'"{c}"' for c in columns)
+        query = f"SELECT {select}, _run_id, _deleted FROM \"{DEMO_OBJECT}_history\"(?) ORDER BY _valid_from"
+        console.print(f"[bold]A {title} {DEMO_OBJECT}[/] ({record_id}): {query}")
+        _show(console, store.read(query, [record_id]))
     console.print(f"Query it yourself: .venv/bin/replicator --config {path.parent.parent / 'config.toml'} "
                   f"sql 'SELECT count(*) FROM {DEMO_OBJECT}' --as-of 1")
 
