@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the tests need (installed by `make test` when running as root with apt-get).
-# Later: postgresql mariadb-server (export tests against real databases).
-DEB_PACKAGES ?=
+# Debian packages the tests need (installed by `make test` when running as root with apt-get):
+# real PostgreSQL and MariaDB servers (plus psql / mariadb clients) for the export tests and benchmark.
+DEB_PACKAGES ?= postgresql postgresql-client mariadb-server mariadb-client
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint bench clean deb

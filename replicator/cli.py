@@ -365,3 +365,133 @@ def demo(state_dir: Path, scale: int, seed: int) -> None:
     from .demo import run_demo
 
     run_demo(state_dir=state_dir, scale=scale, seed=seed)
+
+
+# --- Exports and change files (thin shells over replicator.export) ------------------------------
+
+
+def _writable_store(cfg: Config) -> Any:
+    """The snapshot store opened for writing: exports are recorded in its ledger (main.exports)."""
+    from .sinks.snapshot import SnapshotStore
+
+    path = cfg.storage.path / "snapshot.duckdb"
+    if not path.exists():
+        raise click.ClickException(f"no backups yet: {path} does not exist (run `replicator backup run`)")
+    return SnapshotStore(path)
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [o.strip() for o in text.split(",") if o.strip()] if text else None
+
+
+@cli.command("export", context_settings=CONTEXT_SETTINGS)
+@click.option("--run", "run", default="last", show_default=True, help="Run number or 'last'.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "sql"]), default="csv", show_default=True)
+@click.option("--dialect", type=click.Choice(["mysql", "oracle", "postgresql", "mssql"]),
+              help="SQL dialect (required with --format sql).")
+@click.option("--objects", help="Only these objects (comma-separated API names; default all).")
+@click.option("--include-attachments", is_flag=True,
+              help="File bodies: CSV copies them to DIR/files/<Object>/<Id>.<ext>; "
+                   "SQL inlines them as BLOBs.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (created).")
+@click.option("--endpoint", help="Load into this [endpoints.NAME] database instead of writing files.")
+@json_option
+@click.pass_context
+def export_cmd(ctx: click.Context, run: str, fmt: str, dialect: str | None, objects: str | None,
+               include_attachments: bool, out: Path | None, endpoint: str | None, as_json: bool) -> None:
+    """Export the backup as of a run to CSV or SQL files, one file per object, or into an endpoint
+    database (see README "Exports")."""
+    from .export import export
+    from .sinks.blobs import BlobStore
+
+    cfg = _load(ctx, as_json)
+    if (out is None) == (endpoint is None):
+        raise click.UsageError("give either --out DIR or --endpoint NAME")
+    if fmt == "sql" and dialect is None and endpoint is None:
+        raise click.BadParameter("--format sql needs a dialect", param_hint="--dialect")
+    blobs = BlobStore.for_storage(cfg.storage.path, cfg.storage.blob_key_env) if include_attachments else None
+    if endpoint is not None:
+        _export_endpoint(cfg, endpoint, run, _names(objects), blobs, as_json)
+        return
+    assert out is not None
+    with _writable_store(cfg) as store:
+        try:
+            result = export(store, out, run=run, fmt=fmt, dialect=dialect, objects=_names(objects),
+                            blobs=blobs)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    _report_export(result, as_json)
+
+
+@cli.command("diff", context_settings=CONTEXT_SETTINGS)
+@click.option("--from", "from_run", required=True, help="Earlier run number (or 'last').")
+@click.option("--to", "to_run", default="last", show_default=True, help="Later run number or 'last'.")
+@click.option("--object", "objects", help="Only this object (or a comma-separated list).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (created).")
+@json_option
+@click.pass_context
+def diff_cmd(ctx: click.Context, from_run: str, to_run: str, objects: str | None, out: Path,
+             as_json: bool) -> None:
+    """Change files between two runs: <Object>_added.csv, _changed.csv and _removed.csv."""
+    from .export import diff_files
+
+    cfg = _load(ctx, as_json)
+    with _writable_store(cfg) as store:
+        try:
+            result = diff_files(store, out, from_run, to_run, objects=_names(objects))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    _report_export(result, as_json)
+
+
+def _export_endpoint(cfg: Config, name: str, run: str, objects: list[str] | None, blobs: Any,
+                     as_json: bool) -> None:
+    """`export --endpoint`: a thin shell over sinks.endpoints.export_to_endpoint."""
+    from .sinks.endpoints import EndpointError, export_to_endpoint
+
+    try:
+        with _writable_store(cfg) as store:
+            report = export_to_endpoint(cfg, name, run, objects, blobs=blobs, store=store)
+    except (EndpointError, ConfigError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        _emit({"endpoint": report.endpoint, "target": report.target, "run_id": report.run_id,
+               "rows": {t.object: t.rows for t in report.tables}, "seconds": round(report.seconds, 2)})
+        return
+    click.echo(f"endpoint {report.endpoint} ({report.target}): {report.rows} rows of {len(report.tables)} "
+               f"objects as of run {report.run_id} in {report.seconds:.1f} s")
+
+
+def _report_export(result: Any, as_json: bool) -> None:
+    if as_json:
+        _emit({"export_id": result.export_id, "run_id": result.run_id, "directory": str(result.directory),
+               "rows": result.rows, "files": [str(f) for f in result.files]})
+        return
+    total = sum(result.rows.values())
+    click.echo(f"export {result.export_id}: {total} rows of {len(result.rows)} objects as of run "
+               f"{result.run_id} in {result.directory} ({len(result.files)} files)")
+
+
+@cli.command("exports", context_settings=CONTEXT_SETTINGS)
+@click.option("--object", "obj", help="Only exports that contain this object.")
+@json_option
+@click.pass_context
+def exports_cmd(ctx: click.Context, obj: str | None, as_json: bool) -> None:
+    """The exports ledger: every export and change-file download, what, when and where."""
+    rows = [_jsonable(r) for r in _store(_load(ctx, as_json)).exports(obj)]
+    if as_json:
+        _emit(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("Id", "At", "Kind", "Format", "Run", "Objects", "Rows", "Status", "Destination")
+    for r in rows:
+        fmt = r["format"] + (f"/{r['dialect']}" if r.get("dialect") else "")
+        run = f"{r['from_run']}..{r['run_id']}" if r.get("from_run") else str(r["run_id"])
+        table.add_row(str(r["export_id"]), str(r["exported_at"]), r["kind"], fmt, run,
+                      ", ".join(r.get("objects") or []), str(r.get("rows") or 0), r["status"],
+                      r["destination"])
+    Console().print(table)

@@ -22,6 +22,13 @@ MASK = "***"
 
 AUTH_METHODS = ("password", "oauth_refresh_token", "jwt_bearer", "client_credentials")
 JOB_KINDS = ("daily", "hourly")
+ENDPOINT_KINDS = {"postgresql": 5432, "mysql": 3306}  # kind -> default port
+# libpq's sslmode values; MySQL/MariaDB endpoints accept the subset pymysql can honour.
+SSL_MODES = {
+    "postgresql": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    "mysql": ("disable", "require", "verify-ca", "verify-full"),
+}
+DEFAULT_SSL_MODE = {"postgresql": "prefer", "mysql": "disable"}
 RETENTIONS = {"3m": 3, "6m": 6, "unlimited": None}
 HOURLY_MAX_OBJECTS = 10
 # Keys that would hold a secret literally; each must be given as `<key>_env` instead.
@@ -155,11 +162,32 @@ class JobSettings:
 
 
 @dataclass(frozen=True)
+class EndpointSettings:
+    """An external database that `replicator export --endpoint NAME` loads (tables created and evolved).
+
+    `schema` is the PostgreSQL schema the tables go to (MySQL has none: `database` is the schema);
+    `sslmode` takes libpq's names (MySQL: disable, require, verify-ca, verify-full).
+    """
+
+    name: str
+    kind: str  # "postgresql" | "mysql" (MySQL or MariaDB)
+    host: str
+    port: int
+    database: str
+    user: str
+    password: Secret
+    schema: str | None = None
+    sslmode: str = "prefer"
+    ssl_ca: Path | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     storage: StorageSettings
     orgs: dict[str, OrgSettings] = field(default_factory=dict)
     jobs: dict[str, JobSettings] = field(default_factory=dict)
+    endpoints: dict[str, EndpointSettings] = field(default_factory=dict)
 
     def secrets(self) -> list[tuple[str, Secret]]:
         """Every secret with its dotted key, e.g. for `config check` to report unset variables."""
@@ -169,7 +197,15 @@ class Config:
                 value = getattr(org.auth, name, None)
                 if isinstance(value, Secret):
                     found.append((f"orgs.{org.name}.{name}_env", value))
+        found += [(f"endpoints.{e.name}.password_env", e.password) for e in self.endpoints.values()]
         return found
+
+    def endpoint(self, name: str) -> EndpointSettings:
+        """The named endpoint, or a ConfigError listing the defined ones."""
+        if name not in self.endpoints:
+            known = ", ".join(sorted(self.endpoints)) or "none defined"
+            raise ConfigError(self.path, f"endpoints.{name}", f"no such endpoint (endpoints: {known})")
+        return self.endpoints[name]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready view for `config show`: a secret shows its variable name and `***`, never its value."""
@@ -221,7 +257,7 @@ class _Parser:
         return ConfigError(self.path, key, message)
 
     def config(self, raw: dict[str, Any]) -> Config:
-        self.check_keys("", raw, {"storage", "orgs", "jobs"})
+        self.check_keys("", raw, {"storage", "orgs", "jobs", "endpoints"})
         storage = self.table("storage", raw.get("storage", {}))
         self.check_keys("storage", storage, {"path", "blob_key_env"})
         orgs_raw = self.table("orgs", raw.get("orgs", {}))
@@ -230,11 +266,15 @@ class _Parser:
         jobs = {
             name: self.job(name, self.table(f"jobs.{name}", body), orgs) for name, body in jobs_raw.items()
         }
+        endpoints_raw = self.table("endpoints", raw.get("endpoints", {}))
+        endpoints = {name: self.endpoint(name, self.table(f"endpoints.{name}", body))
+                     for name, body in endpoints_raw.items()}
         return Config(
             path=self.path,
             storage=self.storage(storage),
             orgs=orgs,
             jobs=jobs,
+            endpoints=endpoints,
         )
 
     def storage(self, raw: dict[str, Any]) -> StorageSettings:
@@ -250,13 +290,7 @@ class _Parser:
 
     def org(self, name: str, raw: dict[str, Any]) -> OrgSettings:
         key = f"orgs.{name}"
-        for secret_key in LITERAL_SECRET_KEYS:
-            if secret_key in raw:
-                raise self.error(
-                    f"{key}.{secret_key}",
-                    f"secrets may not be written in the config file; put the value in an environment "
-                    f"variable and name it with `{secret_key}_env = \"VARIABLE_NAME\"`",
-                )
+        self.refuse_literal_secrets(key, raw)
         method = self.string(f"{key}.auth", raw.get("auth"))
         if method not in AUTH_METHODS:
             raise self.error(f"{key}.auth", f"must be one of {', '.join(AUTH_METHODS)} (got {method!r})")
@@ -284,21 +318,62 @@ class _Parser:
             sandbox=self.boolean(f"{key}.sandbox", raw.get("sandbox", False)),
         )
 
+    def refuse_literal_secrets(self, key: str, raw: dict[str, Any]) -> None:
+        for secret_key in LITERAL_SECRET_KEYS:
+            if secret_key in raw:
+                raise self.error(
+                    f"{key}.{secret_key}",
+                    f"secrets may not be written in the config file; put the value in an environment "
+                    f"variable and name it with `{secret_key}_env = \"VARIABLE_NAME\"`",
+                )
+
+    def secret(self, key: str, name: str, raw: dict[str, Any], *, required: bool = True) -> Secret | None:
+        """The Secret named by `<name>_env` in table `key` (the variable's value is read lazily)."""
+        env_key = f"{key}.{name}_env"
+        if name + "_env" not in raw:
+            if required:
+                raise self.error(env_key, "is required (the name of an environment variable)")
+            return None
+        env = self.string(env_key, raw[name + "_env"])
+        if not _ENV_NAME.match(env):
+            # The value is not echoed: a user who pasted the secret itself here must not see it logged.
+            raise self.error(env_key, "must be an environment variable name (letters, digits, _)")
+        return Secret(env, self.environ.get(env), path=self.path, key=env_key)
+
+    def endpoint(self, name: str, raw: dict[str, Any]) -> EndpointSettings:
+        key = f"endpoints.{name}"
+        self.refuse_literal_secrets(key, raw)
+        kind = self.string(f"{key}.kind", raw.get("kind"))
+        if kind not in ENDPOINT_KINDS:
+            raise self.error(f"{key}.kind", f"must be one of {', '.join(ENDPOINT_KINDS)} (got {kind!r})")
+        allowed = {"kind", "host", "port", "database", "user", "password_env", "sslmode", "ssl_ca"}
+        self.check_keys(key, raw, allowed | ({"schema"} if kind == "postgresql" else set()),
+                        context=f"with kind = {kind!r}")
+        port = raw.get("port", ENDPOINT_KINDS[kind])
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise self.error(f"{key}.port", f"must be an integer from 1 to 65535 (got {port!r})")
+        sslmode = self.string(f"{key}.sslmode", raw.get("sslmode", DEFAULT_SSL_MODE[kind]))
+        if sslmode not in SSL_MODES[kind]:
+            raise self.error(f"{key}.sslmode", f"must be one of {', '.join(SSL_MODES[kind])} for kind "
+                             f"{kind!r} (got {sslmode!r})")
+        ssl_ca = raw.get("ssl_ca")
+        password = self.secret(key, "password", raw)
+        assert password is not None
+        schema = self.string(f"{key}.schema", raw.get("schema", "public")) if kind == "postgresql" else None
+        return EndpointSettings(
+            name=name, kind=kind, host=self.string(f"{key}.host", raw.get("host", "localhost")), port=port,
+            database=self.string(f"{key}.database", raw.get("database")),
+            user=self.string(f"{key}.user", raw.get("user")), password=password,
+            schema=schema,
+            sslmode=sslmode, ssl_ca=None if ssl_ca is None else self.file_path(f"{key}.ssl_ca", ssl_ca),
+        )
+
     def auth(self, key: str, method: str, raw: dict[str, Any]) -> Auth:
         def text(name: str) -> str:
             return self.string(f"{key}.{name}", raw.get(name))
 
         def secret(name: str, *, required: bool = True) -> Secret | None:
-            env_key = f"{key}.{name}_env"
-            if name + "_env" not in raw:
-                if required:
-                    raise self.error(env_key, "is required (the name of an environment variable)")
-                return None
-            env = self.string(env_key, raw[name + "_env"])
-            if not _ENV_NAME.match(env):
-                # The value is not echoed: a user who pasted the secret itself here must not see it logged.
-                raise self.error(env_key, "must be an environment variable name (letters, digits, _)")
-            return Secret(env, self.environ.get(env), path=self.path, key=env_key)
+            return self.secret(key, name, raw, required=required)
 
         if method == "password":
             client_id = raw.get("client_id")

@@ -22,6 +22,8 @@ import pytest
 import requests
 
 READY_TIMEOUT = 120.0
+# Session fixtures `postgres_server` and `mariadb_server`: real database servers for export tests.
+pytest_plugins = ["dbservers"]
 
 MINIMAL_CONFIG = """
 [storage]

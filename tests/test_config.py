@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,68 @@ def test_storage_blob_key_env_that_looks_like_a_pasted_key_is_not_echoed(tmp_con
         load_config(tmp_config("[storage]\nblob_key_env = 'q8Zx+/abc='\n"), environ={})
     assert info.value.key == "storage.blob_key_env"
     assert "q8Zx" not in str(info.value)
+
+
+ENDPOINT = """
+[endpoints.wh]
+kind = "postgresql"
+host = "db.example.com"
+database = "sf"
+user = "replicator"
+password_env = "WH_PW"
+"""
+
+
+def test_endpoints_parse_with_defaults(tmp_config):
+    path = tmp_config(ENDPOINT + "[endpoints.my]\nkind = 'mysql'\ndatabase = 'sf'\nuser = 'u'\n"
+                      "password_env = 'MY_PW'\nport = 3307\nsslmode = 'verify-full'\nssl_ca = 'ca.pem'\n")
+    cfg = load_config(path, environ={"WH_PW": "pg-secret"})
+    wh, my = cfg.endpoints["wh"], cfg.endpoints["my"]
+    assert (wh.kind, wh.host, wh.port, wh.database, wh.user, wh.schema, wh.sslmode, wh.ssl_ca) == (
+        "postgresql", "db.example.com", 5432, "sf", "replicator", "public", "prefer", None)
+    assert wh.password.reveal() == "pg-secret"
+    assert (my.kind, my.host, my.port, my.schema, my.sslmode, my.ssl_ca) == (
+        "mysql", "localhost", 3307, None, "verify-full", path.parent / "ca.pem")
+    assert cfg.endpoint("wh") is wh
+    assert ("endpoints.wh.password_env", wh.password) in cfg.secrets()
+    assert "pg-secret" not in str(cfg.as_dict())
+    with pytest.raises(ConfigError, match=r"no such endpoint \(endpoints: my, wh\)"):
+        cfg.endpoint("nope")
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "fragment"),
+    [
+        (("kind = \"postgresql\"", "kind = \"oracle\""), "endpoints.wh.kind", "postgresql, mysql"),
+        (("database = \"sf\"\n", ""), "endpoints.wh.database", "is required"),
+        (("user = \"replicator\"\n", ""), "endpoints.wh.user", "is required"),
+        (("password_env = \"WH_PW\"\n", ""), "endpoints.wh.password_env", "is required"),
+        (("password_env = \"WH_PW\"", "password = \"hunter2\""), "endpoints.wh.password", "password_env"),
+        (("password_env = \"WH_PW\"", "password_env = \"hunter2 !\""), "endpoints.wh.password_env",
+         "environment variable name"),
+        (("host", "port = 70000\nhost"), "endpoints.wh.port", "1 to 65535"),
+        (("host", "port = \"5432\"\nhost"), "endpoints.wh.port", "1 to 65535"),
+        (("host", "sslmode = \"sometimes\"\nhost"), "endpoints.wh.sslmode", "verify-full"),
+        (("host", "scheme = \"x\"\nhost"), "endpoints.wh.scheme", "unknown key"),
+        (("kind = \"postgresql\"", "kind = \"mysql\"\nschema = \"x\""), "endpoints.wh.schema",
+         "unknown key with kind = 'mysql'"),
+        (("kind = \"postgresql\"", "kind = \"mysql\"\nsslmode = \"prefer\""), "endpoints.wh.sslmode",
+         "disable, require, verify-ca, verify-full for kind 'mysql'"),
+    ],
+)
+def test_endpoint_validation(tmp_config, change, key, fragment):
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_config(ENDPOINT.replace(*change)), environ={})
+    assert info.value.key == key
+    assert fragment in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
+def test_example_config_documents_endpoints(tmp_config):
+    """The commented endpoint examples are valid once uncommented (they are the user's template)."""
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    block = text[text.index("# [endpoints.warehouse]"):]
+    lines = [m.group(1) for m in re.finditer(r"^# ((?:\[endpoints\.\w+\]|\w+ = [^#]*))", block, re.M)]
+    cfg = load_config(tmp_config("\n".join(lines) + "\n"), environ={})
+    assert set(cfg.endpoints) == {"warehouse", "reporting"}
+    assert cfg.endpoints["warehouse"].sslmode == "verify-full"

@@ -63,6 +63,15 @@ LEDGER_DDL = (
         logged_at TIMESTAMPTZ NOT NULL, status VARCHAR, message VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS main.tracked_objects (object VARCHAR NOT NULL, cursor_field VARCHAR,
         first_run INTEGER, last_run INTEGER)""",
+    # Describe sizes of every field the store keeps (latest describe wins): exports size columns by them.
+    """CREATE TABLE IF NOT EXISTS main.field_types (object VARCHAR NOT NULL, field VARCHAR NOT NULL,
+        type VARCHAR, length INTEGER, precision INTEGER, scale INTEGER, run_id INTEGER)""",
+    # Every export and change-file download: what, when, where (a GDPR forget must find the copies).
+    """CREATE TABLE IF NOT EXISTS main.exports (export_id INTEGER NOT NULL,
+        exported_at TIMESTAMPTZ NOT NULL, kind VARCHAR NOT NULL, format VARCHAR, dialect VARCHAR,
+        run_id INTEGER, from_run INTEGER,
+        objects VARCHAR[], destination VARCHAR, status VARCHAR NOT NULL, rows BIGINT,
+        finished_at TIMESTAMPTZ, message VARCHAR)""",
 )
 # Compact when at least this share of the file's blocks (and this many 256 KiB blocks) are free.
 COMPACT_FREE_FRACTION = 0.2
@@ -295,6 +304,7 @@ class SnapshotStore:
                     counts[plan.name] = merge_object(con, plan, columns, tables.get(plan.name),
                                                      tables.get(plan.name + "__deleted"), run_id, run_ts)
                     self._track(plan, run_id)
+                    self._record_field_types(plan, run_id)
                     for ddl in object_sql(plan.name):
                         con.execute(ddl)
                 con.execute(objects_view(self.objects()))
@@ -417,6 +427,80 @@ class SnapshotStore:
             return result
         finally:
             cur.close()
+
+    # -- field types and the exports ledger (used by sources/snapshot.py and export.py) -------------
+
+    def _record_field_types(self, plan: ObjectPlan, run_id: int) -> None:
+        """Remember the describe type and sizes of the plan's stored fields (inside apply's transaction)."""
+        rows = [(plan.name, name, f.type, f.length, f.precision, f.scale, run_id)
+                for name, f in ((f.name, f) for f in plan.included_fields)]
+        if plan.blob_field and all(r[1] != plan.blob_field for r in rows):
+            rows.append((plan.name, plan.blob_field, "base64", 0, 0, 0, run_id))
+        self._con.execute("DELETE FROM main.field_types WHERE object = ? AND list_contains(?, field)",
+                          [plan.name, [r[1] for r in rows]])
+        self._con.executemany("INSERT INTO main.field_types VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def _has_ledger_table(self, name: str) -> bool:
+        """False for a store written before the table existed and opened read-only (no DDL ran)."""
+        return bool(self._con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND table_name = ?", [name]).fetchone()[0])
+
+    def field_types(self, obj: str) -> dict[str, dict[str, Any]]:
+        """Field -> {type, length, precision, scale} as last described (empty for stores from before)."""
+        if not self._has_ledger_table("field_types"):
+            return {}
+        rows = _rows(self._con.execute("SELECT field, type, length, precision, scale FROM main.field_types "
+                                       "WHERE object = ?", [obj]))
+        return {r.pop("field"): r for r in rows}
+
+    def column_types(self, obj: str) -> dict[str, str]:
+        """Field column -> DuckDB type of an object's history table."""
+        return dict(self._con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = 'hist' AND table_name = ? AND NOT list_contains(?, column_name) "
+            "ORDER BY column_index", [obj, list(META_COLUMNS)]).fetchall())
+
+    def stream(self, query: str, params: Iterable[Any] = (),
+               batch_rows: int = 10_000) -> pa.RecordBatchReader:
+        """Trusted SQL with bound parameters, read as Arrow batches (memory stays flat)."""
+        cur = self._con.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        reader = cur.execute(query, list(params)).to_arrow_reader(batch_rows)
+
+        def batches() -> Iterable[pa.RecordBatch]:
+            try:
+                yield from reader
+            finally:
+                cur.close()
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    def begin_export(self, kind: str, *, fmt: str | None, dialect: str | None, run_id: int | None,
+                     from_run: int | None, objects: list[str], destination: str) -> int:
+        """Record an export before it writes anything (status 'running'), so even a crashed export's
+        files are on the ledger; returns its id."""
+        if self.read_only:
+            raise ValueError("the store is open read-only; exports must be recorded")
+        export_id = self._con.execute(
+            "SELECT coalesce(max(export_id), 0) + 1 FROM main.exports").fetchone()[0]
+        self._con.execute(
+            "INSERT INTO main.exports (export_id, exported_at, kind, format, dialect, run_id, from_run, "
+            "objects, destination, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+            [export_id, _now(), kind, fmt, dialect, run_id, from_run, objects, destination])
+        return export_id
+
+    def finish_export(self, export_id: int, status: str, rows: int, message: str | None = None) -> None:
+        self._con.execute("UPDATE main.exports SET status = ?, rows = ?, message = ?, finished_at = ? "
+                          "WHERE export_id = ?", [status, rows, message, _now(), export_id])
+
+    def exports(self, obj: str | None = None) -> list[dict[str, Any]]:
+        """The exports ledger, oldest first; with `obj`, only exports that contain that object."""
+        if not self._has_ledger_table("exports"):
+            return []
+        return _rows(self._con.execute(
+            "SELECT * FROM main.exports WHERE ? IS NULL OR list_contains(objects, ?) ORDER BY export_id",
+            [obj, obj]))
 
     # -- retention and compaction -------------------------------------------------------------------
 
