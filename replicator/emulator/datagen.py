@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .describe import record_type_id, record_type_label
-from .ids import BASE62, CHECKSUM_CHARS, POD, make_id
+from .ids import id_matrix, id_strings, make_id, make_ids
 from .recyclebin import soft_delete
 from .schema import Field, SObject
 from .store import DELETED_AT, Store, quote
@@ -68,30 +68,9 @@ def skipped_by_backup(name: str) -> bool:
 
 # --- vectorised ids -------------------------------------------------------------------------------
 
-_B62 = np.frombuffer(BASE62.encode(), np.uint8)
-_CK = np.frombuffer(CHECKSUM_CHARS.encode(), np.uint8)
-_W5 = 1 << np.arange(5)
-
-
-def id_matrix(prefix: str, counters: np.ndarray) -> np.ndarray:
-    """ids.make_id for many counters at once, as an (n, 18) byte matrix."""
-    n = len(counters)
-    m = np.empty((n, 18), np.uint8)
-    m[:, :5] = np.frombuffer((prefix + POD).encode(), np.uint8)
-    c = np.asarray(counters, np.int64).copy()
-    for pos in range(14, 4, -1):
-        m[:, pos] = _B62[c % 62]
-        c //= 62
-    upper = (m[:, :15] >= 65) & (m[:, :15] <= 90)
-    m[:, 15:] = _CK[(upper.reshape(n, 3, 5) * _W5).sum(axis=2)]
-    return m
-
-
 def id_array(m: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     """Arrow strings from an id matrix, NULL where `valid` is False."""
-    n = len(m)
-    offsets = np.arange(0, 18 * (n + 1), 18, dtype=np.int32)
-    arr = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(m)))
+    arr = id_strings(m)
     return arr if valid is None else pc.if_else(pa.array(valid), arr, pa.scalar(None, pa.string()))
 
 
@@ -263,7 +242,7 @@ class Generator:
     def value(self, b: Batch, f: Field, addr: dict[str, np.ndarray]) -> pa.Array | None:
         name, t, n, rng = f.name, f.type, b.n, b.rng
         if name == "Id":
-            return id_array(id_matrix(b.obj.key_prefix, b.counters))
+            return make_ids(b.obj.key_prefix, int(b.counters[0]) if n else 0, n)  # counters: one range
         if name == "IsDeleted":
             return pa.array(np.zeros(n, bool))
         if f.system and t == "datetime":

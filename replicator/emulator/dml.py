@@ -539,7 +539,8 @@ class _BinOp:
         self.store = dml.store
         self.cur: duckdb.DuckDBPyConnection = self.store.cursor()
         self.texts, self.positions, self.stamp, self.user_id = texts, positions, stamp, user_id
-        self.excluded = {p: e for p, e in excluded.items() if p in set(positions)}
+        mine = set(positions)
+        self.excluded = {p: e for p, e in excluded.items() if p in mine}
         n = next(SEQ)
         self.old, self.err = f"_dml_bin{n}", f"_dml_binerr{n}"
         self.failures: dict[int, list[DmlError]] = {}

@@ -4,6 +4,10 @@ A save runs in two phases so that several saves can be checked before any of the
 (upsert = an update part and an insert part under one allOrNone): `stage()` converts the input
 into a temp table of complete records and records every failing row in an errors table; `write()`
 writes the surviving rows, runs after-save automations and recomputes roll-ups.
+
+Every statement has a fixed cost that dwarfs the per-row work of a 10,000-row Bulk batch, so the
+input is read where it lies (a registered Arrow table, never copied into a table of its own) and
+the checks of one step are collected and run as one INSERT ... UNION ALL into the errors table.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import pyarrow.compute as pc
 from . import dml_sql as q
 from .describe import record_type_id
 from .dml_types import DmlError, RowResult, SaveContext
-from .ids import make_id
+from .ids import make_ids
 from .schema import COMPOUND_TYPES, Field, SObject
 from .store import DELETED_AT, quote
 
@@ -80,20 +84,24 @@ class Save:
         self.positions = positions
         self.user_id, self.stamp = user_id, stamp
         n = next(SEQ)
-        self.src, self.staged, self.old, self.err = (
-            f"_dml_src{n}",
+        self.input, self.staged, self.old, self.err = (
+            f"_dml_input{n}",
             f"_dml_staged{n}",
             f"_dml_old{n}",
             f"_dml_err{n}",
         )
-        self.rows = rows.append_column("_row", pa.array(positions, pa.int32()))
+        self.rows = rows
         self.empty_means_unchanged, self.null_marker = empty_means_unchanged, null_marker
-        self.excluded = {p: e for p, e in excluded.items() if p in set(positions)}
+        mine = set(positions)
+        self.excluded = {p: e for p, e in excluded.items() if p in mine}
         self.ord = 0
+        self.pending: list[str] = []  # checks not yet run (see _error, _flush)
+        self.error_rows = 0  # rows in the errors table so far: 0 spares the statements that prune them
+        self.src_sql, self.src_params = "", []  # the input as (_row, _id, s<k>, v<k>): see _load_source
+        self.record_ids: pa.Array = pa.array([], pa.string())  # per input row: the Id it writes
         self.failures: dict[int, list[DmlError]] = {}
         self.ids: dict[int, str] = {}
         self.supplied: dict[str, Field] = {}  # input column -> writable field
-        self.written = False
 
     # --- errors ---------------------------------------------------------------------------
 
@@ -104,16 +112,37 @@ class Save:
         code: str,
         msg_sql: str,
         fields_sql: str = "[]",
-        source: str | None = None,
-        params: list | None = None,
+        source: str = "src",
     ) -> None:
-        """Record an error for every row of `source` (default: the input) matching `where`."""
+        """Record an error for every row of `source` (default: the input, `src`) matching `where`.
+
+        The check runs at the next _flush(), in one statement with the other pending checks."""
         self.ord += 1
-        self.cur.execute(
-            f"INSERT INTO {self.err} SELECT _row, {stage * 1000 + self.ord}, {q.lit(code)}, {msg_sql}, "
-            f"{fields_sql} FROM {source or self.src} WHERE {where}",
-            params or [],
+        self.pending.append(
+            f"SELECT _row, {stage * 1000 + self.ord}, {q.lit(code)}, {msg_sql}, "
+            f"CAST({fields_sql} AS VARCHAR[]) FROM {source} WHERE {where}"
         )
+
+    def _flush(self, on_source: bool = False) -> None:
+        """Run the pending checks as one INSERT ... UNION ALL; `on_source`: they read the input."""
+        if not self.pending:
+            return
+        checks = " UNION ALL ".join(self.pending)
+        self.pending = []
+        if on_source:
+            sql, params = f"INSERT INTO {self.err} WITH src AS ({self.src_sql}) {checks}", self.src_params
+        else:
+            sql, params = f"INSERT INTO {self.err} {checks}", []
+        self._count(self.cur.execute(sql, params))
+
+    def _count(self, result: duckdb.DuckDBPyConnection) -> None:
+        """Add the row count an INSERT into the errors table reports."""
+        self.error_rows += result.fetchone()[0]
+
+    def _prune(self, table: str) -> None:
+        """Remove the rows that failed a check from a staged table (nothing to do while none failed)."""
+        if self.error_rows:
+            self.cur.execute(f"DELETE FROM {table} WHERE _row IN (SELECT _row FROM {self.err})")
 
     # --- phase 1: staging and validation --------------------------------------------------
 
@@ -123,14 +152,17 @@ class Save:
         self._load_source()
         for pos, errs in self.excluded.items():
             for e in errs:
-                cur.execute(
-                    f"INSERT INTO {self.err} VALUES (?, 0, ?, ?, ?)",
-                    [pos, e.status_code, e.message, e.fields],
+                self._count(
+                    cur.execute(
+                        f"INSERT INTO {self.err} VALUES (?, 0, ?, ?, ?)",
+                        [pos, e.status_code, e.message, e.fields],
+                    )
                 )
         self._check_columns()
         self._check_types()
+        self._flush(on_source=True)
         self._build_staged()
-        cur.execute(f"DELETE FROM {self.staged} WHERE _row IN (SELECT _row FROM {self.err})")
+        self._prune(self.staged)
         hooks = self.dml.hooks()
         if self.obj.triggerable:
             ctx = self.context()
@@ -138,7 +170,7 @@ class Save:
             self._add_failures(ctx.failures, 5)
             self._compose_name()
         self._check_values()
-        self.failures = collect_errors(cur, self.err)
+        self.failures = collect_errors(cur, self.err) if self.error_rows else {}
         return self.failures
 
     def context(self) -> SaveContext:
@@ -156,14 +188,16 @@ class Save:
         for pos, errs in failures.items():
             for e in errs:
                 self.ord += 1
-                self.cur.execute(
-                    f"INSERT INTO {self.err} VALUES (?, ?, ?, ?, ?)",
-                    [pos, stage * 1000 + self.ord, e.status_code, e.message, e.fields],
+                self._count(
+                    self.cur.execute(
+                        f"INSERT INTO {self.err} VALUES (?, ?, ?, ?, ?)",
+                        [pos, stage * 1000 + self.ord, e.status_code, e.message, e.fields],
+                    )
                 )
 
-    def _text(self, col: str) -> tuple[str, str]:
-        """(supplied condition, text value) SQL for an input column, per the value conventions."""
-        raw = f"CAST(i.{quote(col)} AS VARCHAR)"
+    def _text(self, k: int) -> tuple[str, str]:
+        """(supplied condition, text value) SQL for input column k, per the value conventions."""
+        raw = f"CAST(i.c{k} AS VARCHAR)"
         if self.empty_means_unchanged:
             supplied = f"coalesce({raw}, '') <> ''"
             text = f"CASE WHEN {raw} = ? THEN NULL ELSE {raw} END"
@@ -172,25 +206,31 @@ class Save:
         return supplied, f"NULLIF({text}, '')"
 
     def _load_source(self) -> None:
-        """The input as (_row, _id, per column: supplied flag s<i> and text v<i>)."""
+        """Register the input (columns renamed c<k>, plus _row and, for inserts, the new records' _id
+        and _auto) and define `src` over it: (_row, _id, per column: supplied flag s<k>, text v<k>)."""
+        kept = [i for i, c in enumerate(self.rows.column_names) if c != "_row"]
+        self.columns = [self.rows.column_names[i] for i in kept]
+        data = {f"c{k}": self.rows.column(i) for k, i in enumerate(kept)}
+        data["_row"] = pa.array(self.positions, pa.int32())
         cols, params = ["i._row"], []
-        self.columns = [c for c in self.rows.column_names if c != "_row"]
-        if self.op == "update":  # the caller resolved "Id" to canonical ids of live records
-            cols.append(f"CAST(i.{ID} AS VARCHAR) AS _id")
-        for k, col in enumerate(self.columns):
-            supplied, text = self._text(col)
+        if self.op == "insert":
+            n = len(self.positions)
+            first, _ = self.store.id_range(self.obj, n)
+            data["_id"] = self.record_ids = make_ids(self.obj.key_prefix, first, n)
+            data["_auto"] = pc.utf8_lpad(pc.cast(pa.array(range(first, first + n), pa.int64()), pa.string()),
+                                         8, "0")
+            cols += ["i._id", "i._auto"]
+        else:  # the caller resolved "Id" to canonical ids of live records
+            self.record_ids = pc.cast(data[f"c{self._col('Id')}"], pa.string())
+            cols.append(f"CAST(i.c{self._col('Id')} AS VARCHAR) AS _id")
+        for k in range(len(self.columns)):
+            supplied, text = self._text(k)
             cols.append(f"{supplied} AS s{k}")
             cols.append(f"{text} AS v{k}")
             if self.empty_means_unchanged:
                 params.append(self.null_marker)
-        self.cur.register("_dml_input", self.rows)
-        try:
-            self.cur.execute(
-                f"CREATE OR REPLACE TEMP TABLE {self.src} AS SELECT {', '.join(cols)} FROM _dml_input i",
-                params,
-            )
-        finally:
-            self.cur.unregister("_dml_input")
+        self.cur.register(self.input, pa.table(data))
+        self.src_sql, self.src_params = f"SELECT {', '.join(cols)} FROM {self.input} i", params
 
     def _col(self, name: str) -> int | None:
         lname = name.lower()
@@ -232,30 +272,35 @@ class Save:
             )
 
     def _check_types(self) -> None:
+        """Values that do not convert to the field's type, or numbers that do not fit it. Text fields
+        take any text (type_ok and range_ok are "true"): their checks are left out, as they never fail."""
         for col, f in self.supplied.items():
             k = self._col(col)
             v = f"v{k}"
             value = q.convert(f, v)
             present = f"s{k} AND {v} IS NOT NULL"
-            self._error(
-                2,
-                f"{present} AND NOT ({q.type_ok(f, v, value)})",
-                "INVALID_TYPE_ON_FIELD_IN_RECORD",
-                f"{q.lit(q.label(f))} || ': value not of required type: ' || {v}",
-                f"[{q.lit(f.name)}]",
-            )
-            self._error(
-                2,
-                f"{present} AND ({q.type_ok(f, v, value)}) AND NOT ({q.range_ok(f, v, value)})",
-                "NUMBER_OUTSIDE_VALID_RANGE",
-                f"{q.lit(q.label(f))} || ': value outside of valid range on numeric field: ' || {v}",
-                f"[{q.lit(f.name)}]",
-            )
+            type_ok, range_ok = q.type_ok(f, v, value), q.range_ok(f, v, value)
+            if type_ok != "true":
+                self._error(
+                    2,
+                    f"{present} AND NOT ({type_ok})",
+                    "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                    f"{q.lit(q.label(f))} || ': value not of required type: ' || {v}",
+                    f"[{q.lit(f.name)}]",
+                )
+            if range_ok != "true":
+                self._error(
+                    2,
+                    f"{present} AND ({type_ok}) AND NOT ({range_ok})",
+                    "NUMBER_OUTSIDE_VALID_RANGE",
+                    f"{q.lit(q.label(f))} || ': value outside of valid range on numeric field: ' || {v}",
+                    f"[{q.lit(f.name)}]",
+                )
 
     def _default(self, f: Field, params: list) -> str:
         """Insert-time value of a field the input does not supply."""
         if f.name == "Id":
-            return "n._id"
+            return "s._id"
         if f.name == "IsDeleted":
             return "false"
         if f.system and f.name in AUDIT_STAMPS:
@@ -267,7 +312,7 @@ class Save:
         if f.name == "RecordTypeId" and self.obj.record_types:
             return q.lit(record_type_id(self.obj.name, self.obj.record_types[0]))
         if f.auto_number:
-            return "n._auto"
+            return "s._auto"
         if f.rollup and str(f.rollup.get("function", "")).upper() in ("SUM", "COUNT"):
             return f"CAST(0 AS {f.sql_type})"  # a new parent has no children yet
         if f.default_value is not None:
@@ -282,16 +327,6 @@ class Save:
         params: list = []
         exprs = []
         if self.op == "insert":
-            n = len(self.positions)
-            first, _ = store.id_range(obj, n)
-            counters = pa.array(range(first, first + n), pa.int64())
-            new = pa.table(
-                {
-                    "_row": pa.array(self.positions, pa.int32()),
-                    "_id": pa.array([make_id(obj.key_prefix, c) for c in counters.to_pylist()]),
-                    "_auto": pc.utf8_lpad(pc.cast(counters, pa.string()), 8, "0"),
-                }
-            )
             for f in obj.stored_fields:
                 k = self._col(f.name) if f.name in {x.name for x in self.supplied.values()} else None
                 default = self._default(f, params)
@@ -304,15 +339,11 @@ class Save:
                         f"AS {quote(f.name)}"
                     )
             exprs.append("s._row")
-            cur.register("_dml_new", new)
-            try:
-                cur.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {self.staged} AS SELECT {', '.join(exprs)} "
-                    f"FROM {self.src} s JOIN _dml_new n ON n._row = s._row",
-                    params,
-                )
-            finally:
-                cur.unregister("_dml_new")
+            cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE {self.staged} AS WITH src AS ({self.src_sql}) "
+                f"SELECT {', '.join(exprs)} FROM src s",
+                self.src_params + params,
+            )
         else:
             supplied = {f.name: self._col(col) for col, f in self.supplied.items()}
             for f in obj.stored_fields:
@@ -332,13 +363,14 @@ class Save:
                     )
             exprs.append("s._row")
             cur.execute(
-                f"CREATE OR REPLACE TEMP TABLE {self.staged} AS SELECT {', '.join(exprs)} "
-                f"FROM {self.src} s JOIN {store.table(obj)} t ON t.{ID} = s._id",
-                params,
+                f"CREATE OR REPLACE TEMP TABLE {self.staged} AS WITH src AS ({self.src_sql}) "
+                f"SELECT {', '.join(exprs)} FROM src s JOIN {store.table(obj)} t ON t.{ID} = s._id",
+                self.src_params + params,
             )
             cur.execute(
                 f"CREATE OR REPLACE TEMP TABLE {self.old} AS SELECT t.* EXCLUDE ({quote(DELETED_AT)}), "
-                f"s._row FROM {self.src} s JOIN {store.table(obj)} t ON t.{ID} = s._id"
+                f"i._row FROM {self.input} i JOIN {store.table(obj)} t "
+                f"ON t.{ID} = CAST(i.c{self._col('Id')} AS VARCHAR)"
             )
         self._compose_name()
 
@@ -377,20 +409,54 @@ class Save:
                 self._error(
                     7, f"{col} IS NOT NULL AND {cond}", code, msg, f"[{q.lit(f.name)}]", source=staged
                 )
-        for f in checked:
-            if f.type == "reference":
-                self._check_reference(f)
+        refs = [f for f in checked if f.type == "reference"]
+        found = [self._found_references(f) for f in refs]  # before any lookup is made canonical
+        try:
+            for f, table in zip(refs, found, strict=True):
+                self._check_reference(f, table)
+            self._flush()
+            for f, table in zip(refs, found, strict=True):
+                if table is not None:  # store the canonical 18-character ids
+                    col = quote(f.name)
+                    self.cur.execute(
+                        f"UPDATE {self.staged} s SET {col} = r.id FROM {table} r WHERE r._row = s._row "
+                        f"AND s.{col} IS DISTINCT FROM r.id"
+                    )
+        finally:
+            for table in found:
+                if table is not None:
+                    self.cur.execute(f"DROP TABLE IF EXISTS {table}")
         for f in obj.stored_fields:
             if f.unique and f.name in supplied_fields:
                 self._check_unique(f)
+        self._flush()
 
-    def _check_reference(self, f: Field) -> None:
-        """Lookups must be ids of live records of a referenced type; canonical 18-char ids are stored."""
-        store, cur, col = self.store, self.cur, quote(f.name)
+    def _targets(self, f: Field) -> list[SObject]:
+        targets = [self.store.schema.get(t) for t in f.reference_to]
+        return [t for t in targets if t is not None and t.key_prefix]
+
+    def _found_references(self, f: Field) -> str | None:
+        """A temp table (_row, id, deleted) of the records a lookup's values name, or None if the
+        field can name no object."""
+        store, col = self.store, quote(f.name)
+        selects = []
+        for t in self._targets(f):
+            for cond in q.id_join(f"s.{col}", store.table(t), "t"):
+                selects.append(
+                    f"SELECT s._row, t.{ID} AS id, t.{quote(DELETED_AT)} IS NOT NULL AS deleted "
+                    f"FROM {self.staged} s JOIN {store.table(t)} t ON {cond}"
+                )
+        if not selects:
+            return None
+        found = f"_dml_ref{next(SEQ)}"
+        self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {found} AS {' UNION ALL '.join(selects)}")
+        return found
+
+    def _check_reference(self, f: Field, found: str | None) -> None:
+        """Lookups must be ids of live records of a referenced type (`found`: see _found_references)."""
+        col = quote(f.name)
         name = q.lit(q.label(f))
-        targets = [store.schema.get(t) for t in f.reference_to]
-        targets = [t for t in targets if t is not None and t.key_prefix]
-        prefixes = "[" + ", ".join(q.lit(t.key_prefix) for t in targets) + "]"
+        prefixes = "[" + ", ".join(q.lit(t.key_prefix) for t in self._targets(f)) + "]"
         present = f"{col} IS NOT NULL"
         fields = f"[{q.lit(f.name)}]"
         self._error(
@@ -410,38 +476,25 @@ class Save:
             fields,
             source=self.staged,
         )
-        found = f"_dml_ref{next(SEQ)}"
-        selects = []
-        for t in targets:
-            for cond in q.id_join(f"s.{col}", store.table(t), "t"):
-                selects.append(
-                    f"SELECT s._row, t.{ID} AS id, t.{quote(DELETED_AT)} IS NOT NULL AS deleted "
-                    f"FROM {self.staged} s JOIN {store.table(t)} t ON {cond}"
-                )
-        if not selects:
+        if found is None:
             return
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE {found} AS {' UNION ALL '.join(selects)}")
-        try:
-            self._error(
-                8,
-                f"{present} AND regexp_matches({col}, {q.lit(q.ID_RE)}) AND list_contains({prefixes}, "
-                f"left({col}, 3)) AND _row NOT IN (SELECT _row FROM {found})",
-                "INVALID_CROSS_REFERENCE_KEY",
-                q.lit("invalid cross reference id"),
-                fields,
-                source=self.staged,
-            )
-            self._error(
-                8,
-                f"{present} AND _row IN (SELECT _row FROM {found} WHERE deleted)",
-                "ENTITY_IS_DELETED",
-                q.lit("entity is deleted"),
-                fields,
-                source=self.staged,
-            )
-            cur.execute(f"UPDATE {self.staged} s SET {col} = r.id FROM {found} r WHERE r._row = s._row")
-        finally:
-            cur.execute(f"DROP TABLE IF EXISTS {found}")
+        self._error(
+            8,
+            f"{present} AND regexp_matches({col}, {q.lit(q.ID_RE)}) AND list_contains({prefixes}, "
+            f"left({col}, 3)) AND _row NOT IN (SELECT _row FROM {found})",
+            "INVALID_CROSS_REFERENCE_KEY",
+            q.lit("invalid cross reference id"),
+            fields,
+            source=self.staged,
+        )
+        self._error(
+            8,
+            f"{present} AND _row IN (SELECT _row FROM {found} WHERE deleted)",
+            "ENTITY_IS_DELETED",
+            q.lit("entity is deleted"),
+            fields,
+            source=self.staged,
+        )
 
     def _check_unique(self, f: Field) -> None:
         """DUPLICATE_VALUE against other live records and earlier rows of the same call."""
@@ -463,14 +516,10 @@ class Save:
 
     # --- phase 2: write -------------------------------------------------------------------
 
-    def ok_rows(self) -> str:
-        """SQL condition on `_row`: rows that passed every check."""
-        return f"_row NOT IN (SELECT _row FROM {self.err})"
-
     def write(self) -> dict[int, list[DmlError]]:
         """Write the surviving rows; returns failures raised by after-save automations."""
         cur, store, obj = self.cur, self.store, self.obj
-        cur.execute(f"DELETE FROM {self.staged} WHERE NOT ({self.ok_rows()})")
+        self._prune(self.staged)
         cols = [quote(f.name) for f in obj.stored_fields]
         if self.op == "insert":
             cur.execute(
@@ -482,8 +531,12 @@ class Save:
             cur.execute(
                 f"UPDATE {store.table(obj)} AS t SET {sets} FROM {self.staged} s WHERE t.{ID} = s.{ID}"
             )
-        self.written = True
-        self.ids = dict(cur.execute(f"SELECT _row, {ID} FROM {self.staged}").fetchall())
+        # the written rows are the staged ones that failed no check
+        self.ids = {
+            pos: rid
+            for pos, rid in zip(self.positions, self.record_ids.to_pylist(), strict=True)
+            if pos not in self.failures
+        }
         late: dict[int, list[DmlError]] = {}
         hooks = self.dml.hooks()
         if obj.triggerable and self.ids:
@@ -505,5 +558,6 @@ class Save:
         return out
 
     def drop(self) -> None:
-        for t in (self.src, self.staged, self.old, self.err):
+        self.cur.unregister(self.input)
+        for t in (self.staged, self.err) if self.op == "insert" else (self.staged, self.old, self.err):
             self.cur.execute(f"DROP TABLE IF EXISTS {t}")

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+import pyarrow as pa
+
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 CHECKSUM_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 POD = "5J"  # the 2-character instance part of every id this emulator mints
@@ -91,3 +94,37 @@ def counter_of(record_id: str) -> int:
     for ch in record_id[5:15]:
         value = value * 62 + BASE62.index(ch)
     return value
+
+
+# --- vectorised minting (bulk writes, data generation) -------------------------------------------
+
+_B62 = np.frombuffer(BASE62.encode(), np.uint8)
+_CK = np.frombuffer(CHECKSUM_CHARS.encode(), np.uint8)
+_W5 = 1 << np.arange(5)
+
+
+def id_matrix(prefix: str, counters: np.ndarray) -> np.ndarray:
+    """make_id for many counters at once, as an (n, 18) byte matrix (one id per row)."""
+    n = len(counters)
+    m = np.empty((n, 18), np.uint8)
+    m[:, :5] = np.frombuffer((prefix + POD).encode(), np.uint8)
+    c = np.asarray(counters, np.int64).copy()
+    for pos in range(14, 4, -1):
+        m[:, pos] = _B62[c % 62]
+        c //= 62
+    upper = (m[:, :15] >= 65) & (m[:, :15] <= 90)
+    m[:, 15:] = _CK[(upper.reshape(n, 3, 5) * _W5).sum(axis=2)]
+    return m
+
+
+def id_strings(m: np.ndarray) -> pa.StringArray:
+    """Arrow strings over an id matrix's bytes (no per-id Python object)."""
+    n = len(m)
+    offsets = np.arange(0, 18 * (n + 1), 18, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(m)))
+
+
+def make_ids(prefix: str, first_counter: int, n: int) -> pa.StringArray:
+    """make_id for the counters first_counter .. first_counter+n-1, vectorised: a 10,000-row insert
+    mints its ids in well under a millisecond instead of tens of milliseconds."""
+    return id_strings(id_matrix(prefix, np.arange(first_counter, first_counter + n, dtype=np.int64)))
