@@ -65,4 +65,13 @@ def workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="replicator-bench-"))
 
 
-__all__ = ["backup", "config", "emulator", "stop", "workdir"]
+def line(name: str, **values: Any) -> str:
+    """The benchmark's one output line: `name key=value ...` (floats from 1 up with 1 decimal)."""
+    def text(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.1f}" if abs(v) >= 1 else f"{v:.3g}"
+        return str(v)
+    return " ".join([name, *(f"{k}={text(v)}" for k, v in values.items())])
+
+
+__all__ = ["backup", "config", "emulator", "line", "stop", "workdir"]

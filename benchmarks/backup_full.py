@@ -1,6 +1,8 @@
-"""Full backup throughput: records/s, API calls and peak RSS at 100k and 1M Accounts (memory must stay flat).
+"""Full backup throughput: records/s, API calls and peak RSS at N/10 and N Accounts (memory must stay flat).
 
 Usage: backup_full.py [N]   (default 1,000,000; the small run is N/10)
+Prints one line: backup_full records=.. seconds=.. records_per_s=.. api_calls=.. peak_rss_mb_small=..
+peak_rss_mb=.. status=..  (the small run's RSS is named for its size when N is the default: _100k/_1m)
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 
-from _backup_common import backup, config, emulator, stop, workdir
+from _backup_common import backup, config, emulator, line, stop, workdir
 
 
 def main() -> None:
@@ -23,9 +25,18 @@ def main() -> None:
             stop(process)
             shutil.rmtree(root, ignore_errors=True)
     r, small = results[big], results[big // 10]
-    print(f"backup_full: {big:,} Account records in {r['wall']:.1f} s = {big / r['wall']:,.0f} records/s, "
-          f"{r['api_calls']} API calls, status {r['status']}; peak RSS {small['rss_mib']:.0f} MiB "
-          f"at {big // 10:,} vs {r['rss_mib']:.0f} MiB at {big:,}")
+    print(line("backup_full", records=big, seconds=r["wall"], records_per_s=round(big / r["wall"]),
+               api_calls=r["api_calls"], **{f"peak_rss_mb_{_size(big // 10)}": round(small["rss_mib"]),
+                                            f"peak_rss_mb_{_size(big)}": round(r["rss_mib"])},
+               status=r["status"]))
+
+
+def _size(n: int) -> str:
+    """1000000 -> 1m, 100000 -> 100k, 1234 -> 1234."""
+    for unit, suffix in ((1_000_000, "m"), (1_000, "k")):
+        if n >= unit and n % unit == 0:
+            return f"{n // unit}{suffix}"
+    return str(n)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,10 @@ up, `partial` when less, when the API cap stopped the run, or when the same obje
 in a row; `failed` when nothing could be backed up; `disabled` when the org's credentials no longer
 work. Everything it calls is a source or a sink; this file only sequences them.
 
-The "nothing changed" fast path. Before extracting, a run asks the org which objects changed since
-the previous run's watermark, per object, through Salesforce's replication resources
-`/sobjects/X/updated` and `/sobjects/X/deleted` (answers are exact and carry `latestDateCovered`,
-which becomes the next watermark, so windows chain without gaps). Those are sObject resources, so
-one `/composite` call carries 24 of them plus a describeGlobal with `If-Modified-Since`: with the
-describe unchanged (304) the cached plan is reused and no object is described. An org of 50
-unchanged objects costs 5 API calls: 101 subrequests in 5 composites (25 each). Objects that
-changed (or have no watermark yet) are extracted from their SystemModstamp cursor as usual.
+The "nothing changed" fast path (replicator/probe.py): before extracting, a run asks the org in a
+few /composite calls which objects changed since the previous run's watermarks and whether the
+cached plan still holds; only changed objects are extracted and counted. An org of 50 unchanged
+objects costs 5 API calls.
 """
 
 from __future__ import annotations
@@ -28,27 +24,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import duckdb
 
 from .catalog import FieldPlan, ObjectPlan
 from .config import Config, ConfigError, JobSettings
 from .org import AuthenticationError, BudgetExceeded, OrgClient, OrgError
+from .probe import Batcher, Probe, next_watermarks, probe
 from .sinks.snapshot import Section as StoreSection
 from .sinks.snapshot import SnapshotStore
-from .sources.salesforce import DELETED_SUFFIX, STAGING_DATASET, extract
+from .sources.salesforce import DELETED_SUFFIX, STAGING_DATASET, connect_staging, extract
 
 log = logging.getLogger("replicator.backup")
 
 COMPLETED_SHARE = 0.95  # Backupify: "at least 95% of the data was backed up"
 FAILED_RUNS_FOR_PARTIAL = 7  # ... "unable to backup the same object for at least 7 days in a row"
-COMPOSITE_SUBREQUESTS = 25  # Salesforce: at most 25 subrequests per /composite
-COMPOSITE_QUERIES = 5  # ... of which at most 5 query/queryAll
-REPLICATION_DAYS = 30  # /updated accepts a start at most 30 days back
-RECYCLE_DAYS = 15  # /deleted: the recycle bin keeps 15 days
 PAUSE_ENV = "REPLICATOR_TEST_PAUSE_AT"  # test seam only: sleep at a named phase (see pause())
 PAUSE_SECONDS_ENV = "REPLICATOR_TEST_PAUSE_SECONDS"
 STATUSES = ("completed", "partial", "failed", "disabled")
@@ -194,126 +185,7 @@ def _state_key(job: JobSettings, api_version: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-# --- talking to the org in batches ---------------------------------------------------------------
-
-
-class Batcher:
-    """GETs sent as /composite subrequests (one API call per 25, at most 5 of them queries).
-
-    Falls back to one plain call per GET when the org has no /composite (older emulators), so
-    the run still works, only dearer.
-    """
-
-    def __init__(self, client: OrgClient) -> None:
-        self.client = client
-        self.composite: bool | None = None  # unknown until the first try
-
-    def get_many(self, urls: list[tuple[str, dict[str, str]]]) -> list[tuple[int, Any, dict[str, str]]]:
-        """(status, body, lower-cased headers) for each (relative url, headers), in order."""
-        out: list[tuple[int, Any, dict[str, str]]] = []
-        chunk: list[tuple[str, dict[str, str]]] = []
-        queries = 0
-        for url, headers in urls:
-            is_query = url.startswith(("query", "queryAll"))
-            if chunk and (len(chunk) == COMPOSITE_SUBREQUESTS or (is_query and queries == COMPOSITE_QUERIES)):
-                out.extend(self._send(chunk))
-                chunk, queries = [], 0
-            chunk.append((url, headers))
-            queries += is_query
-        if chunk:
-            out.extend(self._send(chunk))
-        return out
-
-    def _send(self, chunk: list[tuple[str, dict[str, str]]]) -> list[tuple[int, Any, dict[str, str]]]:
-        if self.composite is not False:
-            base = f"/services/data/v{self.client.settings.api_version}/"
-            body = {"allOrNone": False, "compositeRequest": [
-                {"method": "GET", "url": base + url, "referenceId": f"r{i}",
-                 **({"httpHeaders": headers} if headers else {})} for i, (url, headers) in enumerate(chunk)]}
-            try:
-                resp = self.client.request("POST", "composite", json_body=body)
-                self.composite = True
-                return [(r["httpStatusCode"], r.get("body"), _lower(r.get("httpHeaders") or {}))
-                        for r in resp.json()["compositeResponse"]]
-            except OrgError as exc:
-                if self.composite or exc.status != 404:
-                    raise
-                self.composite = False
-        return [self._plain(url, headers) for url, headers in chunk]
-
-    def _plain(self, url: str, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
-        try:
-            resp = self.client.request("GET", url, headers=headers, expect=(200, 304))
-        except (AuthenticationError, BudgetExceeded):
-            raise
-        except OrgError as exc:
-            return exc.status or 500, [{"errorCode": exc.code, "message": str(exc)}], {}
-        return resp.status_code, resp.json() if resp.content else None, _lower(resp.headers)
-
-
-def _lower(headers: Any) -> dict[str, str]:
-    """Header names in lower case: servers and composite answers spell them differently."""
-    return {k.lower(): v for k, v in headers.items()}
-
-
-def _sf_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-
-
-def _parse_sf_time(text: str) -> datetime:
-    return datetime.strptime(text.replace("+0000", "+00:00"), "%Y-%m-%dT%H:%M:%S.%f%z")
-
-
-@dataclass
-class Probe:
-    """What the org said before extraction."""
-
-    schema_unchanged: bool
-    last_modified: str | None
-    changed: set[str]  # objects to extract
-    covered: dict[str, str]  # object -> latestDateCovered of its probe (the next watermark)
-
-
-def probe(batcher: Batcher, state: JobState, plans: list[ObjectPlan], cursors: dict[str, datetime | None],
-          full: bool) -> Probe:
-    """describeGlobal (If-Modified-Since) plus /updated and /deleted per object, in composites.
-
-    An object is unchanged when both windows since its watermark are empty. Objects without a
-    watermark are extracted anyway; their windows (from the newest stamp the store holds) only
-    teach the run the org's clock (latestDateCovered), which becomes their watermark.
-    """
-    urls: list[tuple[str, dict[str, str]]] = [
-        ("sobjects", {"If-Modified-Since": state.last_modified}
-                     if state.last_modified and state.plans else {})]
-    known = [c for c in cursors.values() if c is not None]
-    newest = max(known) if known else None
-    probed: list[str] = []
-    for plan in plans:
-        mark = state.watermarks.get(plan.name)
-        start = datetime.fromisoformat(mark) if mark else newest
-        if start is None or plan.cursor is None:
-            continue
-        # end far ahead: the org clamps it to its own "now" and reports that as latestDateCovered
-        window = f"?start={_sf_time(start)}&end={_sf_time(start + timedelta(days=REPLICATION_DAYS))}"
-        window = window.replace("+", "%2B")
-        urls += [(f"sobjects/{plan.name}/{kind}/{window}", {}) for kind in ("updated", "deleted")]
-        probed.append(plan.name)
-    answers = batcher.get_many(urls)
-    status, _body, headers = answers[0]
-    last_modified = headers.get("last-modified") or state.last_modified
-    changed = {p.name for p in plans if full or p.name not in state.watermarks or p.name not in probed}
-    covered: dict[str, str] = {}
-    for i, name in enumerate(probed):
-        (s1, updated, _), (s2, deleted, _) = answers[1 + 2 * i], answers[2 + 2 * i]
-        if s1 != 200 or s2 != 200:
-            changed.add(name)  # window too old, object not replicateable...: the cursor decides
-            continue
-        if updated.get("ids") or deleted.get("deletedRecords"):
-            changed.add(name)
-        covered[name] = min(_parse_sf_time(updated["latestDateCovered"]),
-                            _parse_sf_time(deleted["latestDateCovered"])).isoformat()
-    return Probe(schema_unchanged=status == 304, last_modified=last_modified, changed=changed,
-                 covered=covered)
+# --- integrity counts ---------------------------------------------------------------------------
 
 
 def org_counts(batcher: Batcher, plans: list[ObjectPlan]) -> dict[str, int | None]:
@@ -493,12 +365,12 @@ class _Run:
         plans = self.state.object_plans() if cached else self._plan()
         cursors = {p.name: self.store.cursor(p.name) for p in plans if p.included}
         self.reporter.phase("probe")
-        found = probe(self.batcher, self.state, self._selected(plans), cursors, self.full)
-        if cached and not found.schema_unchanged:
+        found = probe(self.batcher, self.state, plans, self._selected(plans), cursors, self.full)
+        if cached and not found.plan_valid:
             plans = self._plan()
             cursors = {p.name: self.store.cursor(p.name) for p in plans if p.included}
         selected = self._selected(plans)
-        unchanged = {n for n in found.covered if n not in found.changed}
+        unchanged = found.unchanged
         todo = [p for p in selected if p.name not in unchanged]
         pause("planned")
 
@@ -531,7 +403,7 @@ class _Run:
         pause("applying")
         assert self.run_id is not None
         if not staging.exists():  # nothing extracted: apply still records the sections and status
-            duckdb.connect(str(staging)).close()
+            connect_staging(staging).close()
         # the store fills each section's store_count inside the same transaction (integrity check)
         self.store.apply(self.run_id, staging, ok_plans, sections, status=status, message=message,
                          counters={"api_calls": self.client.ledger.calls})
@@ -593,8 +465,7 @@ class _Run:
         ok = {s.object for s in sections if s.status in OK_SECTION}
         self.state.plans = [asdict(p) for p in plans]
         self.state.last_modified = found.last_modified
-        self.state.watermarks = {**{k: v for k, v in self.state.watermarks.items() if k in ok},
-                                 **{k: v for k, v in found.covered.items() if k in ok}}
+        self.state.watermarks = next_watermarks(self.state.watermarks, found, ok)
         self.state.org_counts.update({s.object: s.org_count for s in sections if s.org_count is not None})
         self.state.save(self.state_path)
 
@@ -631,7 +502,7 @@ def reconcile(store: Any, plans: list[ObjectPlan], staging: Path, reporter: Repo
     """
     found: dict[str, int] = {}
     now = datetime.now(UTC)
-    con = duckdb.connect(str(staging))
+    con = connect_staging(staging)
     try:
         for plan in plans:
             table = f"{_quote(STAGING_DATASET)}.{_quote(plan.name)}"

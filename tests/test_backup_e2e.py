@@ -35,7 +35,7 @@ SECRET_ENV = "REPLICATOR_E2E_SECRET"
 
 
 def config_text(emulator: Any, *, cap: int = 90, extra_job: str = "",
-                password_env: str = PASSWORD_ENV) -> str:
+                password_env: str = PASSWORD_ENV, selection: str | None = None) -> str:
     return f"""
     [storage]
     path = "store"
@@ -55,7 +55,7 @@ def config_text(emulator: Any, *, cap: int = 90, extra_job: str = "",
     {extra_job}
 
     [jobs.daily.objects]
-    include = {json.dumps(JOB_OBJECTS)}
+    {selection or f"include = {json.dumps(JOB_OBJECTS)}"}
     """
 
 
@@ -122,15 +122,74 @@ def test_full_then_incremental_runs_equal_ground_truth(org: Any, job: Path) -> N
     assert_matches(org, job, third.run_id)
 
 
-def test_nothing_changed_costs_few_calls(org: Any, job: Path) -> None:
-    backup(job)
+def counted_calls(emulator: Any, since_seq: int) -> int:
+    """API calls the org counted (DailyApiRequests) since a ledger position; logins do not count."""
+    return emulator.control("GET", f"ledger?since={since_seq}")["summary"]["counted"]
+
+
+def test_nothing_changed_costs_few_calls_and_any_single_change_is_picked_up(
+        org: Any, tmp_config: Callable[..., Path]) -> None:
+    path = tmp_config(config_text(org, selection="recommended = true"))  # every object a backup takes
+    backup(path)
     org.control("POST", "churn", {"days": 1})
-    backup(job)  # learns every object's watermark
-    quiet = backup(job)
-    assert quiet.status == "completed"
-    assert all(s.status == "ok" for s in quiet.sections)
-    # describeGlobal 304 + /updated and /deleted per object: 25 per /composite, or 2 plain calls each
-    assert quiet.api_calls <= 2 * len(quiet.sections) + 3
+    backup(path)  # learns every object's watermark
+    seq = org.control("GET", "ledger")["last_seq"]
+    quiet = backup(path)
+    assert quiet.status == "completed", quiet.message
+    assert len(quiet.sections) >= 30
+    assert all(s.status == "ok" and s.items == 0 and s.api_calls == 0 for s in quiet.sections)
+    # describeGlobal (304) and every object's probes ride in /composite calls, 25 subrequests each
+    assert counted_calls(org, seq) <= 5
+
+    sf = org.sf()
+    store = job_store(path)
+
+    def picked_up(obj: str) -> Any:
+        """The next run extracts `obj` and ends completed.
+
+        /updated and /deleted answer up to the last whole minute (latestDateCovered), so a change
+        is seen by the first run that starts in a later minute: the org's clock moves one minute.
+        """
+        org.control("POST", "clock", {"advance_seconds": 60})
+        run = backup(path)
+        assert run.status == "completed", run.message
+        section = next(s for s in run.sections if s.object == obj)
+        assert section.status == "ok" and section.items >= 1, section
+        return run
+
+    account = sf.query("SELECT Id FROM Account ORDER BY Id LIMIT 1")["records"][0]["Id"]
+    sf.Account.update(account, {"Description": "changed once"})
+    run = picked_up("Account")
+    assert_matches(org, path, run.run_id, {"Account": live_truth(org, "Account")})
+
+    contact = sf.query("SELECT Id FROM Contact ORDER BY Id LIMIT 1")["records"][0]["Id"]
+    sf.Contact.delete(contact)
+    run = picked_up("Contact")
+    assert_matches(org, path, run.run_id, {"Contact": live_truth(org, "Contact")})
+
+    item = sf.query("SELECT Id FROM FeedItem ORDER BY Id LIMIT 1")["records"][0]["Id"]
+    comment = sf.FeedComment.create({"FeedItemId": item, "CommentBody": "changed once"})["id"]
+    run = picked_up("FeedComment")  # no SystemModstamp: counted by CreatedDate
+    assert comment in store_ids(store, "FeedComment", run.run_id)
+
+    document = sf.query("SELECT Id FROM ContentDocument ORDER BY Id LIMIT 1")["records"][0]["Id"]
+    user = sf.query("SELECT Id FROM User ORDER BY Id LIMIT 1")["records"][0]["Id"]
+    link = sf.ContentDocumentLink.create({"ContentDocumentId": document, "LinkedEntityId": user,
+                                          "ShareType": "V"})["id"]
+    run = picked_up("ContentDocumentLink")  # probed through its parent's ids
+    assert link in store_ids(store, "ContentDocumentLink", run.run_id)
+
+
+def job_store(path: Path) -> Path:
+    return path.parent / "store" / "snapshot.duckdb"
+
+
+def store_ids(store_path: Path, obj: str, run_id: int) -> set[str]:
+    store = SnapshotStore(store_path, read_only=True)
+    try:
+        return set(store.sql(f'SELECT "Id" FROM "{obj}_as_of"({int(run_id)})', None).column(0).to_pylist())
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("faults, statuses", [

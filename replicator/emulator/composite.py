@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 MAX_COLLECTION = 200
 MAX_CHUNKS = 10
 MAX_SUBREQUESTS = 25
+MAX_HEAVY_SUBREQUESTS = 5  # of the 25: query, queryAll and sObject Collections (sf_api.md 2.10)
 MAX_GRAPH_NODES = 500
 MAX_TREE_RECORDS = 200
 MAX_TREE_DEPTH = 5
@@ -381,9 +382,22 @@ def _subrequests(value: Any, limit: int) -> list[dict[str, Any]]:
     return value
 
 
+def _heavy(request: dict[str, Any]) -> bool:
+    """A query/queryAll or sObject Collections subrequest (Salesforce allows 5 per /composite)."""
+    path = urlsplit(str(request.get("url", "")).strip()).path
+    return re.match(DATA[1:] + r"/(query|queryAll|composite/sobjects)(/|$)", path.lstrip("/")) is not None
+
+
 def composite(ctx: Ctx) -> Response:
     body = _body(ctx)
     requests = _subrequests(body.get("compositeRequest"), MAX_SUBREQUESTS)
+    if sum(_heavy(r) for r in requests) > MAX_HEAVY_SUBREQUESTS:
+        raise SalesforceError(
+            400,
+            "LIMIT_EXCEEDED",
+            "Exceeded max limit of query, queryAll and sObject Collections subrequests. "
+            f"Max: {MAX_HEAVY_SUBREQUESTS}",
+        )
     items, _ = _run_composite(ctx, requests, _bool(body.get("allOrNone", False)))
     return json_response({"compositeResponse": items})
 

@@ -120,8 +120,12 @@ def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 class SnapshotStore:
     """The store file. Keep one instance open for a whole backup run (see mark_abandoned)."""
 
-    def __init__(self, path: Path, *, read_only: bool = False, memory_limit: str = "2GB") -> None:
-        """`memory_limit`: DuckDB's cap; beyond it, big loads spill to <path>.tmp (memory stays flat)."""
+    def __init__(self, path: Path, *, read_only: bool = False, memory_limit: str = "512MB") -> None:
+        """`memory_limit`: DuckDB's cap; beyond it, big loads spill to <path>.tmp (memory stays flat).
+
+        512 MB keeps a run's peak RSS under ~700 MB whatever the object's size; a 1 GB cap would make
+        the first load of 1M records x 53 fields ~3 s faster (no eviction) for ~200 MB more RSS.
+        """
         self.path = Path(path)
         self.read_only = read_only
         self.memory_limit = memory_limit

@@ -36,6 +36,7 @@ import pyarrow as pa
 from ..catalog import BLOB_OBJECTS, ObjectPlan
 from ..org import AuthenticationError, BudgetExceeded, OrgClient, OrgError
 from ..sinks.blobs import BlobStore
+from .salesforce import connect_staging
 
 log = logging.getLogger("replicator.files")
 
@@ -87,7 +88,7 @@ def fetch_files(client: OrgClient, blobs: BlobStore, staging: Path, plans: list[
     """
     out: dict[str, FileStats] = {}
     stopped: str | None = None
-    con = duckdb.connect(str(staging))
+    con = connect_staging(staging)
     try:
         for plan in plans:
             body = BLOB_OBJECTS.get(plan.name)

@@ -7,7 +7,6 @@ the same records, so an object may switch between REST and Bulk from one run to 
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
@@ -16,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 _EPOCH_DAY = "1970-01-01T"
+_CSV_BLOCK = 2 << 20
 
 
 def _time_of_day(text: pa.Array) -> pa.Array:
@@ -71,13 +71,17 @@ def _csv_read_type(target: pa.DataType) -> pa.DataType:
 
 
 def csv_table(data: bytes, schema: pa.Schema) -> pa.Table:
-    """A Bulk 2.0 CSV results page (header row, empty cell = null) as a table of the schema."""
-    if not data.strip():
+    """A Bulk 2.0 CSV results page (header row, empty cell = null) as a table of the schema.
+
+    The page is read in place (no copy of its bytes) in blocks small enough that both cores parse:
+    with 8 MB blocks a 45 MB page was mostly parsed by one thread.
+    """
+    if not data or data.isspace():
         return schema.empty_table()
     convert = pacsv.ConvertOptions(
         column_types={f.name: _csv_read_type(f.type) for f in schema}, include_columns=schema.names,
         null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True)
-    table = pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(block_size=8 << 20),
+    table = pacsv.read_csv(pa.BufferReader(data), read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK),
                            convert_options=convert)
     columns = []
     for f in schema:
