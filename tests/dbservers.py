@@ -24,11 +24,15 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 START_TIMEOUT = 30.0
 ROLE = "replicator"
@@ -285,11 +289,10 @@ def _unavailable(exc: ServerUnavailable) -> None:
     pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A PostgreSQL server for the whole session (see running_postgres)."""
+def _serve(start: Callable[[], AbstractContextManager[T]]) -> Iterator[T]:
+    """Run a server for a fixture's lifetime; a server that cannot start fails or skips (_unavailable)."""
     try:
-        cm = running_postgres()
+        cm = start()
         server = cm.__enter__()
     except ServerUnavailable as exc:
         _unavailable(exc)
@@ -297,17 +300,15 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         cm.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the whole session (see running_postgres)."""
+    yield from _serve(running_postgres)
 
 
 @pytest.fixture(scope="session")
 def mariadb_server() -> Iterator[MariaDbServer]:
     """A MariaDB server for the whole session (see running_mariadb)."""
-    try:
-        cm = running_mariadb()
-        server = cm.__enter__()
-    except ServerUnavailable as exc:
-        _unavailable(exc)
-    try:
-        yield server
-    finally:
-        cm.__exit__(None, None, None)
+    yield from _serve(running_mariadb)
