@@ -30,7 +30,7 @@ bench: $(STAMP)
 # Re-install only when the package definition changes.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[emulator,test]'
 	touch $(STAMP)
 
 deb:

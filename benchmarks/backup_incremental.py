@@ -15,7 +15,7 @@ import sys
 
 from _backup_common import backup, config, emulator, line, stop, workdir
 
-from replicator.emulator.cli import Control
+from sfemu.cli import Control
 
 EXTRA_OBJECTS = 22  # the standard org plans 28-31 objects; these make it 50+
 CHURN = 0.01  # share of the Accounts updated between the full and the incremental run

@@ -1,7 +1,7 @@
 """Benchmark: a full Bulk API 2.0 query of every Account, end to end over HTTPS.
 
 The org is generated in this process (datagen), then served by a separate emulator process
-(`python -m replicator.emulator serve`, which reuses the generated org), so the peak RSS reported is
+(`python -m sfemu serve`, which reuses the generated org), so the peak RSS reported is
 the server's own while it serves the query. The client is simple-salesforce's Bulk 2.0 client
 driven call for call like `sf.bulk2.Account.query(...)` (create job, wait, page with
 maxRecords=50000); the timer starts at job creation and `wait` is 0.1 s instead of 5 s.
@@ -33,8 +33,8 @@ def generate(state_dir: Path, records: int) -> int:
     """Provision the org the server will reuse (same generation parameters as its command line).
 
     Returns the live Accounts: the generator also puts a few in the recycle bin."""
-    from replicator.emulator.org import OrgSettings
-    from replicator.emulator.serve import open_org
+    from sfemu.org import OrgSettings
+    from sfemu.serve import open_org
 
     settings = OrgSettings(state_dir=state_dir.resolve(), seed=SEED, scale=SCALE,
                            counts={"Account": records}, files=False)
@@ -46,7 +46,7 @@ def generate(state_dir: Path, records: int) -> int:
 
 def start_server(state_dir: Path, records: int) -> tuple[subprocess.Popen, dict]:
     ready = state_dir.parent / "ready.json"
-    command = [sys.executable, "-m", "replicator.emulator", "serve", "--port", "0",
+    command = [sys.executable, "-m", "sfemu", "serve", "--port", "0",
                "--state-dir", str(state_dir), "--scale", str(SCALE), "--seed", str(SEED),
                "--count", f"Account={records}", "--no-files", "--ready-file", str(ready)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)

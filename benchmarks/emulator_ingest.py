@@ -1,6 +1,6 @@
 """Benchmark: a 100,000-record Bulk API 2.0 Account insert, with the org's automations active, then inactive.
 
-A small org is served by a separate emulator process (`python -m replicator.emulator serve`); the
+A small org is served by a separate emulator process (`python -m sfemu serve`); the
 client is simple-salesforce's Bulk 2.0 client driven call for call like `sf.bulk2.Account.insert(...)`
 (create job, upload the CSV, close, poll with `wait` 0.05 s instead of 5 s). The timer covers the
 whole job, from creation to JobComplete. Account automations of the standard org (a validation rule,
@@ -92,7 +92,7 @@ def deactivate(sf: Any, found: list[tuple[str, str]]) -> None:
 
 
 def main() -> None:
-    from replicator.emulator.demo import start_emulator, stop, wait_ready
+    from sfemu.demo import start_emulator, stop, wait_ready
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)

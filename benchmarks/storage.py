@@ -29,8 +29,8 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from replicator.catalog import FieldPlan, ObjectPlan
-from replicator.sinks.snapshot import Section, SnapshotStore
+from replicator.salesforce.catalog import FieldPlan, ObjectPlan
+from replicator.store.snapshot import Section, SnapshotStore
 
 FIELDS = (("Id", "id"), ("IsDeleted", "boolean"), ("Name", "string"), ("Type", "picklist"),
           ("Industry", "picklist"), ("BillingCity", "string"), ("BillingState", "string"),

@@ -9,16 +9,16 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .config import CONFIG_ENV, DEFAULT_CONFIG, Config, ConfigError, load_config
+from replicator import __version__
+from replicator.config import CONFIG_ENV, DEFAULT_CONFIG, Config, ConfigError, load_config
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 # --- Emulator commands --------------------------------------------------------------------------
-# The emulator (replicator/emulator/cli.py) owns these commands. They are imported only when used,
+# The emulator (sfemu/cli.py) owns these commands. They are imported only when used,
 # so ordinary commands never load the emulator and the emulator stays a separate world.
 LAZY_COMMANDS = {
-    "emulator": "replicator.emulator.cli:emulator",
+    "emulator": "sfemu.cli:emulator",
 }
 
 
@@ -136,9 +136,9 @@ def _print_tree(data: dict[str, Any], depth: int) -> None:
 @click.pass_context
 def catalog(ctx: click.Context, org_name: str, job_name: str | None, as_json: bool) -> None:
     """Print the backup plan: every object and field, included or skipped, and why."""
-    from .catalog import plan_org
-    from .config import ObjectSelection
-    from .org import OrgClient, OrgError
+    from replicator.config import ObjectSelection
+    from replicator.salesforce.catalog import plan_org
+    from replicator.salesforce.client import OrgClient, OrgError
 
     cfg = _load(ctx, as_json)
     if org_name not in cfg.orgs:
@@ -177,12 +177,12 @@ def main() -> None:
     cli(prog_name="replicator")
 
 
-# --- Backups, runs and time travel (thin shells over replicator.backup and the snapshot store) ----
+# --- Backups, runs and time travel (thin shells over replicator.backup.run and the snapshot store) ----
 
 
 def _store(cfg: Config) -> Any:
     """The snapshot store, read-only; a clear error before the first backup."""
-    from .sinks.snapshot import SnapshotStore
+    from replicator.store.snapshot import SnapshotStore
 
     path = cfg.storage.path / "snapshot.duckdb"
     if not path.exists():
@@ -215,7 +215,7 @@ def backup() -> None:
 def backup_run(ctx: click.Context, job_name: str | None, objects: str | None, full: bool,
                as_json: bool) -> None:
     """Run one backup now. Exit code: 0 completed, 2 partial, 1 failed/disabled/refused."""
-    from .backup import BackupError, RichReporter, run_backup
+    from replicator.backup.run import BackupError, RichReporter, run_backup
 
     cfg = _load(ctx, as_json)
     names = [o.strip() for o in objects.split(",") if o.strip()] if objects else None
@@ -335,7 +335,7 @@ def sql(ctx: click.Context, query: str, as_of: str | None, as_json: bool, as_csv
 @click.pass_context
 def history(ctx: click.Context, object_name: str, record_id: str, as_json: bool) -> None:
     """Every backed-up version of one record, oldest first."""
-    from .history import record_history
+    from replicator.history import record_history
 
     store = _store(_load(ctx, as_json))
     if object_name not in store.objects():
@@ -362,7 +362,7 @@ def history(ctx: click.Context, object_name: str, record_id: str, as_json: bool)
 @click.option("--seed", default=42, show_default=True, type=int)
 def demo(state_dir: Path, scale: int, seed: int) -> None:
     """Start the emulator's demo org, back it up, churn a day, back up again, then travel in time."""
-    from .demo import run_demo
+    from replicator.demo import run_demo
 
     run_demo(state_dir=state_dir, scale=scale, seed=seed)
 
@@ -372,7 +372,7 @@ def demo(state_dir: Path, scale: int, seed: int) -> None:
 
 def _writable_store(cfg: Config) -> Any:
     """The snapshot store opened for writing: exports are recorded in its ledger (main.exports)."""
-    from .sinks.snapshot import SnapshotStore
+    from replicator.store.snapshot import SnapshotStore
 
     path = cfg.storage.path / "snapshot.duckdb"
     if not path.exists():
@@ -402,8 +402,8 @@ def export_cmd(ctx: click.Context, run: str, fmt: str, dialect: str | None, obje
                include_attachments: bool, out: Path | None, endpoint: str | None, as_json: bool) -> None:
     """Export the backup as of a run to CSV or SQL files, one file per object, or into an endpoint
     database (see README "Exports")."""
-    from .export import export
-    from .sinks.blobs import BlobStore
+    from replicator.export import export
+    from replicator.store.blobs import BlobStore
 
     cfg = _load(ctx, as_json)
     if (out is None) == (endpoint is None):
@@ -435,7 +435,7 @@ def export_cmd(ctx: click.Context, run: str, fmt: str, dialect: str | None, obje
 def diff_cmd(ctx: click.Context, from_run: str, to_run: str, objects: str | None, out: Path,
              as_json: bool) -> None:
     """Change files between two runs: <Object>_added.csv, _changed.csv and _removed.csv."""
-    from .export import diff_files
+    from replicator.export import diff_files
 
     cfg = _load(ctx, as_json)
     with _writable_store(cfg) as store:
@@ -449,7 +449,7 @@ def diff_cmd(ctx: click.Context, from_run: str, to_run: str, objects: str | None
 def _export_endpoint(cfg: Config, name: str, run: str, objects: list[str] | None, blobs: Any,
                      as_json: bool) -> None:
     """`export --endpoint`: a thin shell over sinks.endpoints.export_to_endpoint."""
-    from .sinks.endpoints import EndpointError, export_to_endpoint
+    from replicator.sinks.endpoints import EndpointError, export_to_endpoint
 
     try:
         with _writable_store(cfg) as store:

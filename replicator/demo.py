@@ -17,8 +17,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .backup import RichReporter, run_backup
-from .config import load_config
+from replicator.backup.run import RichReporter, run_backup
+from replicator.config import load_config
 
 PASSWORD_ENV = "REPLICATOR_DEMO_PASSWORD"
 SECRET_ENV = "REPLICATOR_DEMO_CLIENT_SECRET"
@@ -54,8 +54,8 @@ def write_config(folder: Path, info: dict[str, Any]) -> Path:
 
 def run_demo(state_dir: Path, scale: int, seed: int) -> None:
     """Emulator up, backup, churn, backup, time travel, emulator down."""
-    from .emulator.cli import Control  # the demo is one of the few places that drive the emulator
-    from .emulator.demo import start_emulator, stop, wait_ready
+    from replicator.emulator.cli import Control  # the demo is one of the few places that drive the emulator
+    from replicator.emulator.demo import start_emulator, stop, wait_ready
 
     console = Console()
     shutil.rmtree(state_dir / "store", ignore_errors=True)  # every demo starts from an empty store
@@ -86,8 +86,8 @@ def _backup(console: Console, config: Any) -> None:
 
 
 def _time_travel(console: Console, path: Path) -> None:
-    from .history import record_history
-    from .sinks.snapshot import SnapshotStore
+    from replicator.history import record_history
+    from replicator.store.snapshot import SnapshotStore
 
     store = SnapshotStore(path, read_only=True)
     changed = store.sql(

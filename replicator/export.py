@@ -23,12 +23,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from replicator.history import diff as history_diff
-from replicator.sinks.blobs import BlobStore
-from replicator.sinks.snapshot import SnapshotStore
 from replicator.sinks.sql import write_script
 from replicator.sinks.sql_csv import write_csv
 from replicator.sinks.sql_types import DIALECTS, ColumnType
 from replicator.sources.snapshot import attach_blobs, object_types, read_as_of, resolve_run
+from replicator.store.blobs import BlobStore
+from replicator.store.snapshot import SnapshotStore
 
 __all__ = ["FORMATS", "ExportResult", "diff_files", "export"]
 

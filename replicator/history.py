@@ -13,8 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from replicator.sinks.snapshot import SnapshotStore
-from replicator.sinks.snapshot_schema import META_COLUMNS, as_of_select, excluded_meta, literal, quote
+from replicator.store.schema import META_COLUMNS, as_of_select, excluded_meta, literal, quote
+from replicator.store.snapshot import SnapshotStore
 
 
 @dataclass

@@ -135,7 +135,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
     root = tmp_path_factory.mktemp("emulator")
     state_dir, ready_file, stderr_path = root / "state", root / "ready.json", root / "stderr.log"
     command = [
-        sys.executable, "-m", "replicator.emulator", "serve",
+        sys.executable, "-m", "sfemu", "serve",
         "--host", "127.0.0.1", "--port", str(_free_port()), "--state-dir", str(state_dir),
         "--scale", "2000", "--seed", "42", "--ready-file", str(ready_file),
     ]

@@ -16,9 +16,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from replicator.catalog import FieldPlan, ObjectPlan, arrow_schema
-from replicator.sinks.blobs import BlobStore
-from replicator.sinks.snapshot import Section, SnapshotStore
+from replicator.salesforce.catalog import FieldPlan, ObjectPlan, arrow_schema
+from replicator.store.blobs import BlobStore
+from replicator.store.snapshot import Section, SnapshotStore
 
 T0 = datetime(2024, 3, 1, 8, 0, 0, 123000, tzinfo=UTC)
 LONG_NAME = "An_uncommonly_long_custom_field_name__c"  # 39 chars: Oracle (30) shortens it

@@ -35,8 +35,6 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from replicator.config import Config, EndpointSettings
-from replicator.sinks.blobs import BlobStore
-from replicator.sinks.snapshot import SnapshotStore
 from replicator.sinks.sql_types import (
     DIALECTS,
     ColumnType,
@@ -47,6 +45,8 @@ from replicator.sinks.sql_types import (
     short_name,
 )
 from replicator.sources.snapshot import attach_blobs, object_types, read_as_of, resolve_run
+from replicator.store.blobs import BlobStore
+from replicator.store.snapshot import SnapshotStore
 
 CONNECT_TIMEOUT = 15
 # Largest slice of a batch converted to CSV at once: keeps the CSV buffer around 10-50 MB.

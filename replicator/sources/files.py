@@ -33,10 +33,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from ..catalog import BLOB_OBJECTS, ObjectPlan
-from ..org import AuthenticationError, BudgetExceeded, OrgClient, OrgError
-from ..sinks.blobs import BlobStore
-from .salesforce import connect_staging
+from replicator.salesforce.catalog import BLOB_OBJECTS, ObjectPlan
+from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
+from replicator.sources.salesforce import connect_staging
+from replicator.store.blobs import BlobStore
 
 log = logging.getLogger("replicator.files")
 

@@ -29,11 +29,11 @@ import duckdb
 import pyarrow as pa
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from ..catalog import ObjectPlan, arrow_schema
-from ..org import AuthenticationError, BudgetExceeded, OrgClient, OrgError
-from . import soql
-from .prefetch import prefetched
-from .records import csv_table, rest_table
+from replicator.salesforce import soql
+from replicator.salesforce.catalog import ObjectPlan, arrow_schema
+from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
+from replicator.sources.prefetch import prefetched
+from replicator.sources.records import csv_table, rest_table
 
 log = logging.getLogger("replicator.sources.salesforce")
 

@@ -1,0 +1,1 @@
+"""The backup job: one run from a live org into the snapshot store."""

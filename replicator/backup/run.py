@@ -1,0 +1,534 @@
+"""One backup run of one job: lock, plan, probe, extract, files, reconcile, apply, integrity, prune.
+
+A run is the unit users judge a backup by, so this module decides the run's status the way the
+products they know do (Backupify): `completed` when at least 95% of the org's records are backed
+up, `partial` when less, when the API cap stopped the run, or when the same object failed 7 runs
+in a row; `failed` when nothing could be backed up; `disabled` when the org's credentials no longer
+work. Everything it calls is a source or a sink; this file only sequences them.
+
+The "nothing changed" fast path (replicator/probe.py): before extracting, a run asks the org in a
+few /composite calls which objects changed since the previous run's watermarks and whether the
+cached plan still holds; only changed objects are extracted and counted. An org of 50 unchanged
+objects costs 5 API calls.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from replicator.backup.probe import Batcher, Probe, next_watermarks, probe
+from replicator.config import Config, ConfigError, JobSettings
+from replicator.salesforce.catalog import FieldPlan, ObjectPlan
+from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
+from replicator.sources.salesforce import DELETED_SUFFIX, STAGING_DATASET, connect_staging, extract
+from replicator.store.snapshot import Section as StoreSection
+from replicator.store.snapshot import SnapshotStore
+
+log = logging.getLogger("replicator.backup.run")
+
+COMPLETED_SHARE = 0.95  # Backupify: "at least 95% of the data was backed up"
+FAILED_RUNS_FOR_PARTIAL = 7  # ... "unable to backup the same object for at least 7 days in a row"
+PAUSE_ENV = "REPLICATOR_TEST_PAUSE_AT"  # test seam only: sleep at a named phase (see pause())
+PAUSE_SECONDS_ENV = "REPLICATOR_TEST_PAUSE_SECONDS"
+STATUSES = ("completed", "partial", "failed", "disabled")
+SKIPPED_API_CAP = "skipped: API cap"
+
+
+class BackupError(Exception):
+    """A run that cannot start: bad job/objects selection, or another run in progress."""
+
+
+class RunInProgress(BackupError):
+    """Another backup holds the storage lock."""
+
+
+@dataclass
+class RunResult:
+    run_id: int | None
+    status: str
+    message: str
+    sections: list[Any] = field(default_factory=list)
+    api_calls: int = 0
+    seconds: float = 0.0
+
+
+# --- test seam ------------------------------------------------------------------------------------
+
+
+def pause(phase: str) -> None:
+    """Test-only: with REPLICATOR_TEST_PAUSE_AT=<phase>[,<phase>...] sleep at that phase.
+
+    Kill tests start `replicator backup run` as a subprocess and SIGKILL it while it sleeps here;
+    the marker line on stderr tells them the run reached the phase. Never set it in production.
+    """
+    wanted = {p.strip() for p in os.environ.get(PAUSE_ENV, "").split(",") if p.strip()}
+    if phase in wanted:
+        os.write(2, f"REPLICATOR_PAUSED_AT {phase}\n".encode())
+        time.sleep(float(os.environ.get(PAUSE_SECONDS_ENV, "60")))
+
+
+# --- lock ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def storage_lock(storage: Path, job: str) -> Iterator[dict[str, Any]]:
+    """Hold the storage's backup lock; one snapshot store has one writer.
+
+    flock is released by the kernel when the holder dies, so the lock of a killed run is taken
+    over without any staleness guess; the file's JSON (pid, job, start) only names the holder.
+    """
+    storage.mkdir(parents=True, exist_ok=True)
+    path = storage / "backup.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            raise RunInProgress(
+                f"a backup is already running on {storage} (job {holder.get('job', '?')}, "
+                f"pid {holder.get('pid', '?')}, started {holder.get('started', '?')}); "
+                f"wait for it to finish") from None
+        previous = _read_holder(fd)
+        if previous.get("pid") and previous["pid"] != os.getpid():
+            log.warning("taking over the lock of backup pid %s (started %s), which is no longer running",
+                        previous["pid"], previous.get("started"))
+        me = {"pid": os.getpid(), "job": job, "started": datetime.now(UTC).isoformat(timespec="seconds")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(me).encode(), 0)
+        yield previous
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# --- job selection --------------------------------------------------------------------------------
+
+
+def pick_job(config: Config, name: str | None) -> JobSettings:
+    """The named job, or the only one; a clear error otherwise."""
+    if name is None:
+        if len(config.jobs) != 1:
+            names = ", ".join(sorted(config.jobs)) or "none"
+            raise ConfigError(config.path, "jobs", f"name the job with --job (jobs: {names})")
+        return next(iter(config.jobs.values()))
+    if name not in config.jobs:
+        names = ", ".join(sorted(config.jobs)) or "none"
+        raise ConfigError(config.path, f"jobs.{name}", f"no such job (jobs: {names})")
+    return config.jobs[name]
+
+
+# --- cached plan and watermarks -------------------------------------------------------------------
+
+
+@dataclass
+class JobState:
+    """What a job remembers between runs, outside the store: the plan and the probe watermarks.
+
+    Written only after a run's apply committed, so a killed run leaves the previous state and
+    the next run re-probes the same (older) windows: conservative, never lossy.
+    """
+
+    key: str = ""
+    last_modified: str | None = None  # describeGlobal Last-Modified the plan was built from
+    plans: list[dict[str, Any]] = field(default_factory=list)
+    watermarks: dict[str, str] = field(default_factory=dict)  # object -> latestDateCovered (ISO)
+    org_counts: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, key: str) -> JobState:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return cls(key=key)
+        if not isinstance(data, dict) or data.get("key") != key:
+            return cls(key=key)  # the job's selection or API version changed: plan again
+        return cls(**{k: data[k] for k in ("key", "last_modified", "plans", "watermarks", "org_counts")
+                      if k in data})
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        os.replace(tmp, path)
+
+    def object_plans(self) -> list[ObjectPlan]:
+        out = []
+        for p in self.plans:
+            fields = [FieldPlan(**f) for f in p["fields"]]
+            filter_by = tuple(p["filter_by"]) if p.get("filter_by") else None
+            out.append(ObjectPlan(**{**p, "fields": fields, "filter_by": filter_by}))
+        return out
+
+
+def _state_key(job: JobSettings, api_version: str) -> str:
+    raw = json.dumps([job.org, api_version, asdict(job.objects)], sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+# --- integrity counts ---------------------------------------------------------------------------
+
+
+def org_counts(batcher: Batcher, plans: list[ObjectPlan]) -> dict[str, int | None]:
+    """SELECT COUNT() per object (live records), batched; None where the org refused."""
+    countable = [p for p in plans if p.filter_by is None]
+    answers = batcher.get_many([(f"query/?q=SELECT+COUNT()+FROM+{p.name}", {}) for p in countable])
+    out: dict[str, int | None] = {p.name: None for p in plans}
+    for p, (status, body, _) in zip(countable, answers, strict=True):
+        if status == 200:
+            out[p.name] = int(body["totalSize"])
+    return out
+
+
+# --- statuses -------------------------------------------------------------------------------------
+
+
+OK_SECTION = ("ok",)
+CAP_CODES = ("API_CAP_REACHED", "REQUEST_LIMIT_EXCEEDED")
+
+
+def decide_status(sections: list[Any], failed_streaks: dict[str, int], cap_hit: bool) -> tuple[str, str]:
+    """The run's status from its sections, as Backupify users know it (see module docstring)."""
+    total = sum(_records(s) for s in sections)
+    backed = sum(_records(s) for s in sections if s.status in OK_SECTION)
+    failed = [s.object for s in sections if s.status not in OK_SECTION]
+    share = backed / total if total else (0.0 if failed and not any(
+        s.status in OK_SECTION for s in sections) else 1.0)
+    chronic = sorted(o for o, n in failed_streaks.items() if n >= FAILED_RUNS_FOR_PARTIAL)
+    if sections and not any(s.status in OK_SECTION for s in sections) and not cap_hit:
+        return "failed", f"no object could be backed up ({len(failed)} failed)"
+    notes = [f"{share:.1%} of records backed up"]
+    if failed:
+        notes.append(f"not backed up: {', '.join(failed[:10])}{' ...' if len(failed) > 10 else ''}")
+    if cap_hit:
+        notes.append("stopped at the job's API usage cap; the next run resumes")
+    if chronic:
+        notes.append(f"failing {FAILED_RUNS_FOR_PARTIAL}+ runs in a row: {', '.join(chronic)}")
+    status = "partial" if share < COMPLETED_SHARE or cap_hit or chronic else "completed"
+    return status, "; ".join(notes)
+
+
+def _records(section: Any) -> int:
+    """Weight of an object in the 95% rule: its org count (at least 1, so empty objects still count)."""
+    return max(section.org_count or 0, 1)
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+class Reporter:
+    """Progress callbacks; the CLI draws rich bars, tests and the library stay quiet."""
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        """A new phase starts (total: number of steps, if known)."""
+
+    def advance(self, step: str = "", n: int = 1) -> None:
+        """Steps of the current phase done."""
+
+
+class RichReporter(Reporter):
+    """Progress of a backup run as rich bars on stderr (one bar per phase)."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
+
+        self.progress = Progress(SpinnerColumn(), "{task.description}", BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=Console(stderr=True), disable=not enabled)
+        self.task: Any = None
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+        self.progress.stop()
+
+    def _close(self) -> None:
+        if self.task is not None:
+            total = self.progress.tasks[-1].total
+            self.progress.update(self.task, completed=total if total is not None else 1, total=total or 1)
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        self._close()
+        self.task = self.progress.add_task(name, total=total)
+
+    def advance(self, step: str = "", n: int = 1) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, n)
+
+
+def run_backup(config: Config, job_name: str | None = None, *, objects: list[str] | None = None,
+               full: bool = False, reporter: Reporter | None = None) -> RunResult:
+    """Run one backup of a job; raises BackupError/ConfigError when it cannot start."""
+    job = pick_job(config, job_name)
+    storage = config.storage.path
+    with storage_lock(storage, job.name):
+        return _Run(config, job, objects, full, reporter or Reporter()).execute()
+
+
+class _Run:
+    """The state of one run while it executes (one instance per run)."""
+
+    def __init__(self, config: Config, job: JobSettings, objects: list[str] | None, full: bool,
+                 reporter: Reporter) -> None:
+        self.config, self.job, self.objects, self.full, self.reporter = config, job, objects, full, reporter
+        self.org = config.orgs[job.org]
+        self.storage = config.storage.path
+        self.state_path = self.storage / "jobs" / f"{job.name}.json"
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        self.state = JobState.load(self.state_path, _state_key(job, self.org.api_version))
+        self.store = SnapshotStore(self.storage / "snapshot.duckdb")
+        self.client = OrgClient(self.org, api_cap_percent=job.api_cap_percent)
+        self.batcher = Batcher(self.client)
+        self.started = time.monotonic()
+        self.run_id: int | None = None
+        self.run_dir: Path | None = None
+
+    def execute(self) -> RunResult:
+        self._recover()
+        kind = "full" if self.full else "incremental"
+        self.run_id = self.store.begin_run(self.job.name, self.job.org, kind, self.full)
+        self.run_dir = self.storage / "runs" / str(self.run_id)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        pause("started")
+        try:
+            return self._body()
+        except AuthenticationError as exc:
+            return self._finish("disabled", f"the org refused the credentials: {exc}")
+        except BudgetExceeded as exc:
+            return self._finish("partial", f"{SKIPPED_API_CAP} before any object was backed up: {exc}")
+        except (OrgError, BackupError) as exc:
+            return self._finish("failed", str(exc))
+        finally:
+            if self.run_dir is not None:
+                shutil.rmtree(self.run_dir, ignore_errors=True)  # staging holds raw rows
+            self.store.close()
+
+    def _recover(self) -> None:
+        """Run folders of killed runs (the store marks their rows 'aborted') hold raw rows: remove them."""
+        shutil.rmtree(self.storage / "runs", ignore_errors=True)
+
+    def _finish(self, status: str, message: str, sections: list[Any] | None = None) -> RunResult:
+        assert self.run_id is not None
+        counters = {"api_calls": self.client.ledger.calls}
+        self.store.finish_run(self.run_id, status, message, counters)
+        return RunResult(self.run_id, status, message, sections or [], self.client.ledger.calls,
+                         time.monotonic() - self.started)
+
+    def _plan(self) -> list[ObjectPlan]:
+        from replicator.salesforce.catalog import plan_org
+
+        return plan_org(self.client, self.job.objects, keep=list(self.store.current_counts()))
+
+    def _selected(self, plans: list[ObjectPlan]) -> list[ObjectPlan]:
+        included = [p for p in plans if p.included]
+        if not self.objects:
+            return included
+        by_name = {p.name.lower(): p for p in plans}
+        wanted, problems = [], []
+        for name in self.objects:
+            plan = by_name.get(name.lower())
+            if plan is None:
+                problems.append(f"{name} (not in the org)")
+            elif not plan.included:
+                problems.append(f"{name} ({plan.reason})")
+            else:
+                wanted.append(plan)
+        if problems:
+            raise BackupError(f"cannot back up: {', '.join(problems)}")
+        return wanted
+
+    def _body(self) -> RunResult:
+        self.reporter.phase("plan")
+        cached = bool(self.state.plans)
+        plans = self.state.object_plans() if cached else self._plan()
+        cursors = {p.name: self.store.cursor(p.name) for p in plans if p.included}
+        self.reporter.phase("probe")
+        found = probe(self.batcher, self.state, plans, self._selected(plans), cursors, self.full)
+        if cached and not found.plan_valid:
+            plans = self._plan()
+            cursors = {p.name: self.store.cursor(p.name) for p in plans if p.included}
+        selected = self._selected(plans)
+        unchanged = found.unchanged
+        todo = [p for p in selected if p.name not in unchanged]
+        pause("planned")
+
+        self.reporter.phase(f"extract {len(todo)} objects", len(todo))
+        assert self.run_dir is not None
+        staging = self.run_dir / "staging.duckdb"
+        sections: list[Any] = []
+        if todo:
+            org_now = max((datetime.fromisoformat(c) for c in found.covered.values()),
+                          default=datetime.now(UTC))
+            sections = list(extract(self.client, todo, {p.name: cursors.get(p.name) for p in todo}, staging,
+                                    run_ts=max(org_now, datetime.now(UTC)), full=self.full))
+        sections = [_store_section(s) for s in sections]
+        cap_hit = _mark_api_cap(sections)
+        sections += [StoreSection(object=p.name, status="ok", message="unchanged since the previous run")
+                     for p in selected if p.name in unchanged]
+        self.reporter.advance(n=len(todo))
+        pause("extracted")
+
+        ok_plans = [p for p in todo if _status_of(sections, p.name) == "ok"]
+        if ok_plans and not cap_hit:
+            cap_hit = self._files(ok_plans, staging)
+        pause("files")
+        if self.full and ok_plans:
+            self.reporter.phase("reconcile ids", len(ok_plans))
+            reconcile(self.store, ok_plans, staging, self.reporter)
+        cap_hit = self._count(selected, sections, unchanged) or cap_hit
+        status, message = decide_status(sections, self._failed_streaks(sections), cap_hit)
+        self.reporter.phase("apply")
+        pause("applying")
+        assert self.run_id is not None
+        if not staging.exists():  # nothing extracted: apply still records the sections and status
+            connect_staging(staging).close()
+        # the store fills each section's store_count inside the same transaction (integrity check)
+        self.store.apply(self.run_id, staging, ok_plans, sections, status=status, message=message,
+                         counters={"api_calls": self.client.ledger.calls})
+        pause("applied")
+        self._remember(plans, found, sections)
+        self.reporter.phase("retention")
+        self.store.prune(self.job.retention_months)
+        return RunResult(self.run_id, status, message, sections, self.client.ledger.calls,
+                         time.monotonic() - self.started)
+
+    def _files(self, plans: list[ObjectPlan], staging: Path) -> bool:
+        """File bodies of the changed records into the blob store; True when the API cap stopped it."""
+        from replicator.sources.files import fetch_files
+        from replicator.store.blobs import BlobStore
+
+        with_blobs = [p for p in plans if p.blob_field]
+        if not with_blobs:
+            return False
+        self.reporter.phase("files", len(with_blobs))
+        blobs = BlobStore.for_storage(self.storage, self.config.storage.blob_key_env)
+        previous = getattr(self.store, "current_versions", None)
+        stats = fetch_files(self.client, blobs, staging, with_blobs, previous)
+        for name, st in stats.items():
+            if st.failed:
+                log.warning("%s: %d file bodies could not be fetched", name, len(st.failed))
+        return any(st.stopped for st in stats.values())
+
+    def _count(self, selected: list[ObjectPlan], sections: list[Any], unchanged: set[str]) -> bool:
+        """Org counts for the integrity check and the 95% rule; unchanged objects keep the last count.
+
+        Returns True when the API cap stopped the counting (the objects already staged still apply).
+        """
+        try:
+            fresh = org_counts(self.batcher, [p for p in selected if p.name not in unchanged])
+        except BudgetExceeded:
+            fresh = {}
+        for s in sections:
+            s.org_count = fresh.get(s.object, self.state.org_counts.get(s.object))
+        return not fresh and len(unchanged) < len(selected)
+
+    def _failed_streaks(self, sections: list[Any]) -> dict[str, int]:
+        """Per failing object, how many runs of this job in a row (this one included) it failed."""
+        streaks: dict[str, int] = {}
+        failing = {s.object for s in sections if s.status not in OK_SECTION}
+        previous = [r for r in self.store.runs() if r["job"] == self.job.name and r["run_id"] != self.run_id]
+        previous.sort(key=lambda r: r["run_id"], reverse=True)
+        history = [{s["object"]: s["status"] for s in self.store.sections(r["run_id"])}
+                   for r in previous[:FAILED_RUNS_FOR_PARTIAL - 1]]
+        for name in failing:
+            n = 1
+            for statuses in history:
+                if statuses.get(name) in (None, *OK_SECTION):
+                    break
+                n += 1
+            streaks[name] = n
+        return streaks
+
+    def _remember(self, plans: list[ObjectPlan], found: Probe, sections: list[Any]) -> None:
+        ok = {s.object for s in sections if s.status in OK_SECTION}
+        self.state.plans = [asdict(p) for p in plans]
+        self.state.last_modified = found.last_modified
+        self.state.watermarks = next_watermarks(self.state.watermarks, found, ok)
+        self.state.org_counts.update({s.object: s.org_count for s in sections if s.org_count is not None})
+        self.state.save(self.state_path)
+
+
+def _status_of(sections: list[Any], name: str) -> str | None:
+    return next((s.status for s in sections if s.object == name), None)
+
+
+def _store_section(s: Any) -> StoreSection:
+    """The source's Section as the store's ledger row (the source also counts /deleted ids)."""
+    message = s.message
+    if getattr(s, "deleted_ids", 0):
+        message = f"{message + '; ' if message else ''}{s.deleted_ids} ids from /deleted"
+    return StoreSection(object=s.object, status=s.status, message=message, items=s.items,
+                        api_calls=s.api_calls, bulk_batches=s.bulk_batches, method=s.method,
+                        seconds=s.seconds, org_count=s.org_count)
+
+
+def _mark_api_cap(sections: list[Any]) -> bool:
+    """Sections the API cap stopped become 'skipped: API cap'; True when that happened."""
+    hit = False
+    for s in sections:
+        if s.status != "ok" and any(code in (s.message or "") for code in CAP_CODES):
+            s.status, s.message, hit = "skipped", f"{SKIPPED_API_CAP} ({s.message})", True
+    return hit
+
+
+def reconcile(store: Any, plans: list[ObjectPlan], staging: Path, reporter: Reporter) -> dict[str, int]:
+    """--full: ids the store holds as current but the org no longer has become "<Object>__deleted" rows.
+
+    A full run reads every record of each object with queryAll (live and recycle bin), so a
+    current id that the complete read did not return was purged from the org: a deletion no
+    incremental query can see. Only objects whose full read succeeded are reconciled.
+    """
+    found: dict[str, int] = {}
+    now = datetime.now(UTC)
+    con = connect_staging(staging)
+    try:
+        for plan in plans:
+            table = f"{_quote(STAGING_DATASET)}.{_quote(plan.name)}"
+            if plan.filter_by is not None or not _has_table(con, plan.name):
+                reporter.advance(plan.name)
+                continue
+            con.register("held_ids", store.current_ids(plan.name))
+            deleted = f"{_quote(STAGING_DATASET)}.{_quote(plan.name + DELETED_SUFFIX)}"
+            con.execute(f"CREATE TABLE IF NOT EXISTS {deleted} (\"Id\" VARCHAR, deleted_at TIMESTAMPTZ)")
+            row = con.execute(
+                f"INSERT INTO {deleted} SELECT h.\"Id\", ?::TIMESTAMPTZ FROM held_ids h "
+                f"WHERE h.\"Id\" NOT IN (SELECT \"Id\" FROM {table})", [now]).fetchone()
+            found[plan.name] = int(row[0]) if row else 0
+            con.unregister("held_ids")
+            reporter.advance(plan.name)
+    finally:
+        con.close()
+    return found
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _has_table(con: Any, name: str) -> bool:
+    sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+    row = con.execute(sql, [STAGING_DATASET, name]).fetchone()
+    return bool(row and row[0])
+

@@ -1,1 +1,0 @@
-"""The Salesforce org emulator. Imports nothing from the rest of `replicator`."""

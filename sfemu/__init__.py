@@ -1,0 +1,1 @@
+"""The emulator as its own product: no import of Replicator."""

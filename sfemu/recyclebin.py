@@ -1,0 +1,115 @@
+"""The recycle bin: soft delete with master-detail cascade, undelete, hard delete.
+
+One implementation serves the DML engine (API deletes), the data generator (a bin that is not
+empty) and churn (simulated deletes and undeletes). Children deleted by a cascade get their
+parent's deletion time in `_DeletedAt`, which is how undelete finds what to restore with it.
+All functions work on the store's thread-local cursor, so they join an open DML transaction.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from sfemu.schema import SObject
+from sfemu.store import DELETED_AT, Store, quote
+
+_AUDIT = ("LastModifiedDate", "SystemModstamp")
+
+
+def _cascade_children(store: Store, obj: SObject, parents: pa.Table, where: str, select: str) -> list:
+    """(child object, rows) for master-detail children of `parents` (Id plus the columns `select` uses)."""
+    out = []
+    cur = store.cursor()
+    for rel in store.schema.children(obj.name):
+        if not rel.cascade_delete or rel.child.name == obj.name or not parents.num_rows:
+            continue
+        cur.register("_par", parents)
+        try:
+            kids = cur.execute(
+                f"SELECT {select} FROM {store.table(rel.child)} c JOIN _par p "
+                f'ON c.{store.column(rel.field)} = p."Id" WHERE {where}'
+            ).to_arrow_table()
+        finally:
+            cur.unregister("_par")
+        out.append((rel.child, kids))
+    return out
+
+
+def soft_delete(store: Store, obj: SObject, rows: pa.Table, *, clamp: bool = False) -> dict[str, int]:
+    """Move live records (Id, ts) to the recycle bin, cascading to master-detail children.
+
+    `clamp` keeps the audit order (deleted after last modified) for back-dated deletions.
+    Returns rows deleted per object.
+    """
+    cur = store.cursor()
+    ts = 'd."ts"'
+    if clamp and obj.field("SystemModstamp"):
+        ts = 'greatest(d."ts", t."SystemModstamp" + INTERVAL 1 MILLISECOND)'
+    sets = ['"IsDeleted" = true', f"{quote(DELETED_AT)} = {ts}"]
+    sets += [f"{quote(c)} = {ts}" for c in _AUDIT if obj.field(c)]
+    out = {obj.name: 0}
+    with store.write_lock:
+        cur.register("_del", rows)
+        try:
+            done = cur.execute(
+                f"UPDATE {store.table(obj)} AS t SET {', '.join(sets)} FROM _del d "
+                f'WHERE t."Id" = d."Id" AND t.{quote(DELETED_AT)} IS NULL '
+                f'RETURNING t."Id", t.{quote(DELETED_AT)} AS ts'
+            ).to_arrow_table()
+        finally:
+            cur.unregister("_del")
+        out[obj.name] = done.num_rows
+        for child, kids in _cascade_children(
+            store, obj, done, f"c.{quote(DELETED_AT)} IS NULL", 'c."Id", p."ts"'
+        ):
+            for k, v in soft_delete(store, child, kids).items():
+                out[k] = out.get(k, 0) + v
+    return out
+
+
+def undelete(store: Store, obj: SObject, rows: pa.Table) -> dict[str, int]:
+    """Bring (Id, ts) records back from the recycle bin with the children their deletion cascaded to."""
+    cur = store.cursor()
+    sets = ['"IsDeleted" = false', f"{quote(DELETED_AT)} = NULL"]
+    sets += [f'{quote(c)} = d."ts"' for c in _AUDIT if obj.field(c)]
+    out = {obj.name: 0}
+    with store.write_lock:
+        cur.register("_und", rows)
+        try:
+            restored = cur.execute(
+                f'SELECT t."Id", t.{quote(DELETED_AT)} AS deleted_at, d."ts" FROM {store.table(obj)} t '
+                f'JOIN _und d ON t."Id" = d."Id" WHERE t.{quote(DELETED_AT)} IS NOT NULL'
+            ).to_arrow_table()
+            cur.execute(
+                f"UPDATE {store.table(obj)} AS t SET {', '.join(sets)} FROM _und d "
+                f'WHERE t."Id" = d."Id" AND t.{quote(DELETED_AT)} IS NOT NULL'
+            )
+        finally:
+            cur.unregister("_und")
+        out[obj.name] = restored.num_rows
+        for child, kids in _cascade_children(
+            store, obj, restored, f"c.{quote(DELETED_AT)} = p.deleted_at", 'c."Id", p."ts"'
+        ):
+            if kids.num_rows:
+                for k, v in undelete(store, child, kids).items():
+                    out[k] = out.get(k, 0) + v
+    return out
+
+
+def hard_delete(store: Store, obj: SObject, ids: pa.Table) -> dict[str, int]:
+    """Remove records (Id) for good, live or in the bin, with their master-detail children."""
+    cur = store.cursor()
+    out = {obj.name: 0}
+    with store.write_lock:
+        for child, kids in _cascade_children(store, obj, ids.select(["Id"]), "true", 'c."Id"'):
+            if kids.num_rows:
+                for k, v in hard_delete(store, child, kids).items():
+                    out[k] = out.get(k, 0) + v
+        cur.register("_hard", ids.select(["Id"]))
+        try:
+            out[obj.name] = cur.execute(
+                f'DELETE FROM {store.table(obj)} WHERE "Id" IN (SELECT "Id" FROM _hard)'
+            ).fetchone()[0]
+        finally:
+            cur.unregister("_hard")
+    return out

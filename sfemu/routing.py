@@ -1,0 +1,100 @@
+"""Routing primitives shared by every API module of the emulator.
+
+Each API module (auth, rest, bulk, control...) exports `ROUTES`, a list of Route. A handler is a
+plain synchronous function `handler(ctx: Ctx) -> Response`; the server runs it in a worker thread,
+checks the session, counts the call, applies faults and renders SalesforceError.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from starlette.responses import Response
+
+from sfemu.errors import SalesforceError
+
+if TYPE_CHECKING:
+    from sfemu.org import EmulatedOrg
+    from sfemu.sessions import Session
+
+JSON_TYPE = "application/json;charset=UTF-8"
+# Every versioned REST path starts like this; the version is captured as `version`.
+DATA = r"/services/data/v(?P<version>\d{2,3}\.\d)"
+
+
+@dataclass
+class Ctx:
+    """Everything a handler may look at for one request."""
+
+    org: EmulatedOrg
+    method: str
+    path: str  # normalised: no doubled or trailing slashes
+    params: dict[str, str]  # named groups of the route pattern
+    query: dict[str, list[str]]  # URL query string, '+' decoded as space
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    session: Session | None = None
+
+    @property
+    def version(self) -> str:
+        return self.params.get("version", "59.0")
+
+    @property
+    def base(self) -> str:
+        """`/services/data/vNN.N`, for URLs in response bodies."""
+        return f"/services/data/v{self.version}"
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        """First value of a query-string parameter."""
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def json(self) -> Any:
+        """The request body as JSON, or Salesforce's JSON_PARSER_ERROR."""
+        try:
+            return json.loads(self.body or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SalesforceError(400, "JSON_PARSER_ERROR", f"Unexpected character: {exc}") from exc
+
+
+Handler = Callable[[Ctx], Response]
+
+
+@dataclass
+class Route:
+    """A method set plus a full-path regex; `kind` groups calls in the ledger and decides auth."""
+
+    methods: tuple[str, ...]
+    pattern: str
+    handler: Handler
+    kind: str = "rest"  # rest | bulk2 | tooling | auth | soap | control | open
+    auth: bool = True  # needs a valid session
+    counted: bool = True  # counts against DailyApiRequests
+    regex: re.Pattern[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.regex = re.compile("^" + self.pattern + "$")
+
+
+def route(methods: str | tuple[str, ...], pattern: str, handler: Handler, **kw: Any) -> Route:
+    return Route((methods,) if isinstance(methods, str) else methods, pattern, handler, **kw)
+
+
+def parse_query_string(raw: str) -> dict[str, list[str]]:
+    """URL query parsing as Salesforce does it ('+' is a space); blank values are kept."""
+    return parse_qs(raw, keep_blank_values=True)
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON body with Salesforce's content type."""
+    body = b"" if data is None and status == 204 else json.dumps(data, ensure_ascii=False).encode()
+    return Response(body, status_code=status, headers=headers, media_type=JSON_TYPE)
+
+
+def no_content() -> Response:
+    return Response(b"", status_code=204)

@@ -1,0 +1,215 @@
+"""Running an emulated org: provisioning its data and serving it over HTTPS with uvicorn.
+
+Generation is the slow part of a start, so the generated org survives restarts: a marker file in
+the state directory records what was generated, and the data is regenerated only when the
+requested org differs (or on --reset-data / the control API's reset). The ready file is written
+only once the socket accepts connections, so test harnesses and `demo` never race the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from sfemu.org import EmulatedOrg, OrgSettings
+from sfemu.store import Store
+from sfemu.tls import TlsFiles, ensure_tls
+
+MARKER = "generated.json"
+DB_FILE = "org.duckdb"
+# h11 counts the request line and headers together; 64 KiB leaves room for 32 KB URLs plus headers.
+MAX_HEAD_BYTES = 96 * 1024
+# Clients keep connections alive; without a bound, a shutdown waits for them to hang up.
+SHUTDOWN_SECONDS = 2
+
+
+@dataclass
+class ServeOptions:
+    """Network-side settings of one `serve` run (the org itself is described by OrgSettings)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8443
+    hostnames: list[str] = field(default_factory=list)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    ready_file: Path | None = None
+    control_token: str | None = None
+    access_log: bool = False
+    reset_data: bool = False
+
+
+# --- provisioning -----------------------------------------------------------------------------
+
+
+def generation_params(settings: OrgSettings) -> dict[str, Any]:
+    """What decides the generated data; a different value means the stored org is not the one asked for."""
+    return {"seed": settings.seed, "scale": settings.scale, "counts": dict(sorted(settings.counts.items())),
+            "files": settings.files, "org_type": settings.org_type,
+            "schema_files": [str(p) for p in settings.schema_files]}
+
+
+def open_org(settings: OrgSettings, reset_data: bool = False) -> tuple[EmulatedOrg, bool]:
+    """The org of a state directory, generating its data unless the same org is already there.
+
+    Returns (org, generated).
+    """
+    marker = settings.state_dir / MARKER
+    stored = json.loads(marker.read_text()) if marker.exists() else None
+    fresh = reset_data or stored != generation_params(settings)
+    if fresh:
+        _remove_db(settings.state_dir)
+        marker.unlink(missing_ok=True)
+    org = EmulatedOrg(settings)
+    if fresh:
+        generate_data(org)
+    return org, fresh
+
+
+def generate_data(org: EmulatedOrg, start: datetime | None = None) -> dict[str, int]:
+    """Fill the (empty) store from the org's seed and scale, then record the marker.
+
+    `start` is the org's "now" for the generated history; the same start, seed and scale give
+    identical records.
+    """
+    from sfemu import datagen  # the generator is heavy and only needed here
+
+    s = org.settings
+    counts = datagen.generate(org.store, seed=s.seed, scale=s.scale, counts=dict(s.counts),
+                              start=start or org.clock.now(), files=s.files, sandbox=s.sandbox)
+    (s.state_dir / MARKER).write_text(json.dumps(generation_params(s)))
+    return counts
+
+
+def regenerate(org: EmulatedOrg, start: datetime | None = None) -> dict[str, int]:
+    """Throw the org's records away and generate them again (control API reset).
+
+    A new Store on a new file is simpler and faster than deleting every row, and it restarts the
+    id counters; in-flight requests on the old store fail, as they would during a real outage.
+    """
+    old = org.store
+    with old.write_lock:
+        old.close()
+        (org.settings.state_dir / MARKER).unlink(missing_ok=True)
+        _remove_db(org.settings.state_dir)
+        org.store = Store(org.schema, org.clock, org.settings.state_dir / DB_FILE)
+    return generate_data(org, start)
+
+
+def _remove_db(state_dir: Path) -> None:
+    for name in (DB_FILE, DB_FILE + ".wal"):
+        (state_dir / name).unlink(missing_ok=True)
+
+
+# --- serving ----------------------------------------------------------------------------------
+
+
+def url_host(host: str) -> str:
+    """The host part of URLs clients should dial for a bind address."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind before uvicorn starts so `--port 0` yields a real port we can report."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def connection_info(org: EmulatedOrg, base_url: str, tls: TlsFiles) -> dict[str, Any]:
+    """What a client needs to connect; printed at start and written to the ready file."""
+    s = org.settings
+    return {
+        "base_url": base_url, "ca_path": str(tls.ca_path or tls.cert_path), "username": s.username,
+        "password": s.password, "security_token": s.security_token, "client_id": s.client_id,
+        "client_secret": s.client_secret, "control_url": f"{base_url}/_emulator", "org_type": s.org_type,
+        "pid": os.getpid(),
+    }
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def serve(settings: OrgSettings, options: ServeOptions) -> None:
+    """Provision the org, then serve it until interrupted (SIGINT/SIGTERM)."""
+    from sfemu.control import CONTROL_TOKEN  # control imports serve for resets
+    from sfemu.server import create_app
+
+    tls = ensure_tls(settings.state_dir, options.hostnames, options.tls_cert, options.tls_key)
+    sock = bind_socket(options.host, options.port)
+    port = sock.getsockname()[1]
+    org, generated = open_org(settings, options.reset_data)
+    if options.control_token:
+        org.extensions[CONTROL_TOKEN] = options.control_token
+    base_url = f"https://{url_host(options.host)}:{port}"
+    info = connection_info(org, base_url, tls)
+    counts = org.store.counts()
+    echo = functools.partial(print, flush=True)
+    echo(f"Replicator emulator: {settings.org_type} org {org.org_id} "
+         f"({'generated' if generated else 'reused'}: {sum(counts.values())} records, seed {settings.seed}, "
+         f"scale {settings.scale}) in {settings.state_dir}")
+    echo(f"  base URL      {base_url}")
+    echo(f"  CA PEM        {info['ca_path']}   (export REQUESTS_CA_BUNDLE={info['ca_path']})")
+    echo(f"  username      {settings.username}")
+    echo(f"  password      {settings.password}")
+    echo(f"  security token {settings.security_token}")
+    echo(f"  client id     {settings.client_id}")
+    echo(f"  client secret {settings.client_secret}")
+    echo(f"  control API   {info['control_url']}")
+    config = uvicorn.Config(
+        create_app(org), http="h11", h11_max_incomplete_event_size=MAX_HEAD_BYTES, lifespan="off",
+        ssl_certfile=str(tls.cert_path), ssl_keyfile=str(tls.key_path), access_log=options.access_log,
+        log_level="info" if options.access_log else "warning", timeout_keep_alive=30,
+        timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+    )
+    server = uvicorn.Server(config)
+
+    def ready() -> None:
+        if options.ready_file:
+            write_json_atomic(options.ready_file, info)
+        echo(f"Ready: listening on {base_url}")
+
+    try:
+        asyncio.run(_run(server, sock, ready))
+    finally:
+        sock.close()
+        org.store.close()
+        if options.ready_file:
+            options.ready_file.unlink(missing_ok=True)
+
+
+async def _run(server: uvicorn.Server, sock: socket.socket, on_ready: Callable[[], None]) -> None:
+    """Run uvicorn on a bound socket and call `on_ready` once it accepts connections."""
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            await task  # startup failed: surface its exception
+            return
+        await asyncio.sleep(0.02)
+    on_ready()
+    await task
+

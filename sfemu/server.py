@@ -1,0 +1,182 @@
+"""The emulator's ASGI application: one dispatcher in front of every API module's routes.
+
+The dispatcher does what Salesforce does around every call, so API modules only implement their
+own protocol: tolerant path normalisation (doubled and trailing slashes), session checks,
+DailyApiRequests accounting with the `Sforce-Limit-Info` header, injected faults, and rendering
+errors in Salesforce's shapes. Handlers are synchronous and run in worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import traceback
+from collections.abc import AsyncIterator, Iterable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from sfemu.errors import (
+    OAuthError,
+    SalesforceError,
+    invalid_session,
+    limit_exceeded,
+    method_not_allowed,
+    not_found,
+)
+from sfemu.org import EmulatedOrg
+from sfemu.routing import Ctx, Route, json_response, parse_query_string
+
+log = logging.getLogger("sfemu")
+_SLASHES = re.compile(r"/{2,}")
+_TOKEN_PREFIXES = ("bearer ", "oauth ")
+# Kinds of route whose calls are API calls (faults apply, limit header is sent).
+API_KINDS = frozenset({"rest", "bulk2", "bulk1", "tooling"})
+
+
+def normalise_path(path: str) -> str:
+    """Collapse doubled slashes and drop a trailing one: clients disagree on both."""
+    path = _SLASHES.sub("/", path)
+    return path[:-1] if len(path) > 1 and path.endswith("/") else path
+
+
+def session_token(headers: dict[str, str]) -> str | None:
+    """The access token from `Authorization: Bearer|OAuth` or `X-SFDC-Session`."""
+    auth = headers.get("authorization", "")
+    for prefix in _TOKEN_PREFIXES:
+        if auth.lower().startswith(prefix):
+            return auth[len(prefix):].strip()
+    return headers.get("x-sfdc-session") or None
+
+
+def error_response(exc: SalesforceError) -> Response:
+    return json_response(exc.body(), exc.status, exc.headers)
+
+
+def server_error_response(status: int) -> Response:
+    """What an injected or unexpected server fault looks like."""
+    if status == 503:
+        return json_response([{"errorCode": "SERVER_UNAVAILABLE",
+                               "message": "Service temporarily unavailable. Please try again."}], 503)
+    return json_response([{"errorCode": "UNKNOWN_EXCEPTION",
+                           "message": "An unexpected error occurred. Please include this ErrorId if you "
+                                      "contact support: 1042553377-40210 (-1318234107)"}], status)
+
+
+class Emulator:
+    """ASGI callable dispatching to the routes of all API modules for one org."""
+
+    def __init__(self, org: EmulatedOrg, routes: Iterable[Route]) -> None:
+        self.org = org
+        self.routes = list(routes)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        response = await self.dispatch(request)
+        await response(scope, receive, send)
+
+    @staticmethod
+    async def _lifespan(receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        allowed: list[str] = []
+        for r in self.routes:
+            m = r.regex.match(path)
+            if m is None:
+                continue
+            if method in r.methods or (method == "HEAD" and "GET" in r.methods):
+                return r, {k: v for k, v in m.groupdict().items() if v is not None}
+            allowed.extend(r.methods)
+        if allowed:
+            raise method_not_allowed(method, sorted(set(allowed)))
+        raise not_found()
+
+    async def dispatch(self, request: Request) -> Response:
+        org = self.org
+        method = request.method.upper()
+        path = normalise_path(request.url.path)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        route: Route | None = None
+        session = None
+        try:
+            route, params = self.match(method, path)
+            is_api = route.kind in API_KINDS
+            if route.auth:
+                token = session_token(headers)
+                org.sessions.expire_after_calls = org.faults.config.session_expire_after
+                session = org.sessions.touch(token) if token else None
+                if session is None:
+                    raise invalid_session()
+            if route.counted and org.limits.exhausted():
+                raise limit_exceeded()
+            ctx = Ctx(org, method, path, params, parse_query_string(request.url.query), headers,
+                      await request.body(), session)
+            fault_status = org.faults.server_error() if is_api else None
+            if fault_status is not None:
+                response = server_error_response(fault_status)
+            else:
+                response = await run_in_threadpool(self._call, route, ctx)
+        except SalesforceError as exc:
+            response = error_response(exc)
+        except OAuthError as exc:
+            response = json_response({"error": exc.error, "error_description": exc.description}, exc.status)
+        counted = route is not None and route.counted and response.status_code not in (401, 403)
+        kind = route.kind if route is not None else "rest"
+        org.limits.record(method, path, response.status_code, counted,
+                          session.username if session else None, kind)
+        if path.startswith(("/services/data/", "/services/async/")):
+            response.headers["Sforce-Limit-Info"] = org.limits.header()
+        if route is not None and route.kind in API_KINDS:
+            response = self._maybe_cut(response)
+        return response
+
+    def _call(self, route: Route, ctx: Ctx) -> Response:
+        """Run a handler in a worker thread; unexpected errors become Salesforce's 500."""
+        delay = self.org.faults.config.slow_ms if route.kind in API_KINDS else 0
+        if delay:
+            time.sleep(delay / 1000)
+        try:
+            return route.handler(ctx)
+        except (SalesforceError, OAuthError):
+            raise
+        except Exception:  # a bug in the emulator must still answer like Salesforce
+            log.error("unhandled error on %s %s\n%s", ctx.method, ctx.path, traceback.format_exc())
+            return server_error_response(500)
+
+    def _maybe_cut(self, response: Response) -> Response:
+        """Fault: send the headers and half the body, then drop the connection."""
+        body = getattr(response, "body", None)
+        if not body or not self.org.faults.cut_body(len(body)):
+            return response
+        half = body[: len(body) // 2]
+
+        async def broken() -> AsyncIterator[bytes]:
+            yield half
+            raise ConnectionResetError("emulator fault: connection reset mid-body")
+
+        headers = dict(response.headers)
+        return StreamingResponse(broken(), status_code=response.status_code, headers=headers)
+
+
+def create_app(org: EmulatedOrg) -> Emulator:
+    """The ASGI app for one org, with the routes of every API module."""
+    from sfemu import auth, bulk, bulk_ingest, control, rest, tooling
+
+    routes: list[Route] = []
+    for module in (auth, tooling, rest, bulk, bulk_ingest, control):  # tooling first: it sees /query
+        routes.extend(module.ROUTES)
+    return Emulator(org, routes)
