@@ -25,10 +25,11 @@ import pyarrow.compute as pc
 from replicator.history import diff as history_diff
 from replicator.sinks.sql import write_script
 from replicator.sinks.sql_csv import write_csv
-from replicator.sinks.sql_types import DIALECTS, ColumnType
+from replicator.sinks.sql_types import DIALECTS
 from replicator.sources.snapshot import attach_blobs, object_types, read_as_of, resolve_run
 from replicator.store.blobs import BlobStore
 from replicator.store.snapshot import SnapshotStore
+from replicator.store.types import ColumnType
 
 __all__ = ["FORMATS", "ExportResult", "diff_files", "export"]
 

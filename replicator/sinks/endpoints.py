@@ -37,7 +37,6 @@ import pyarrow.csv as pacsv
 from replicator.config import Config, EndpointSettings
 from replicator.sinks.sql_types import (
     DIALECTS,
-    ColumnType,
     column_names,
     column_types,
     create_table,
@@ -47,6 +46,7 @@ from replicator.sinks.sql_types import (
 from replicator.sources.snapshot import attach_blobs, object_types, read_as_of, resolve_run
 from replicator.store.blobs import BlobStore
 from replicator.store.snapshot import SnapshotStore
+from replicator.store.types import ColumnType
 
 CONNECT_TIMEOUT = 15
 # Largest slice of a batch converted to CSV at once: keeps the CSV buffer around 10-50 MB.

@@ -26,7 +26,6 @@ from sqlglot import exp
 from replicator.sinks.sql_types import (
     DIALECTS,
     ORACLE_RAW_BYTES,
-    ColumnType,
     column_names,
     create_table,
     quote,
@@ -34,6 +33,7 @@ from replicator.sinks.sql_types import (
     render_literal,
     short_name,
 )
+from replicator.store.types import ColumnType
 
 __all__ = ["ROWS_PER_INSERT", "write_script"]
 

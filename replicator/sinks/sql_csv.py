@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from replicator.sinks.sql_types import ColumnType
+from replicator.store.types import ColumnType
 
 __all__ = ["csv_batch", "write_csv"]
 

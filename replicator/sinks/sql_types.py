@@ -26,16 +26,15 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
+from replicator.store.types import ColumnType
+
 __all__ = [
     "DIALECTS",
-    "KINDS",
-    "ColumnType",
     "column_names",
     "column_type",
     "column_types",
@@ -48,7 +47,6 @@ __all__ = [
 
 # Our dialect names -> sqlglot's.
 DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "oracle": "oracle", "mssql": "tsql"}
-KINDS = ("text", "bool", "int", "bigint", "decimal", "double", "date", "datetime", "time", "blob")
 NAME_LIMITS = {"postgresql": 63, "mysql": 64, "oracle": 30, "mssql": 128}
 ORACLE_VARCHAR_CHARS = 1000  # VARCHAR2 holds 4000 bytes; AL32UTF8 needs up to 4 per character
 ORACLE_RAW_BYTES = 2000  # longest RAW a HEXTORAW literal may produce in SQL
@@ -57,21 +55,6 @@ MSSQL_NVARCHAR = 4000
 MYSQL_VARCHAR_CHARS = 16383
 MYSQL_ROW_BYTES = 60000  # InnoDB's 65,535-byte row limit, less room for fixed-size columns
 ORACLE_TS_MASK = "YYYY-MM-DD HH24:MI:SS.FF3 TZH:TZM"
-
-
-@dataclass(frozen=True)
-class ColumnType:
-    """One column of an exported table: the Salesforce-ish kind plus describe sizes (0 = unknown)."""
-
-    name: str
-    kind: str  # one of KINDS
-    length: int = 0
-    precision: int = 0
-    scale: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown column kind {self.kind!r} for {self.name}")
 
 
 def _dialect(dialect: str) -> str:

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from replicator.sinks.sql_types import ColumnType
 from replicator.store.blobs import BlobStore
 from replicator.store.schema import as_of_select, quote
 from replicator.store.snapshot import SnapshotStore
+from replicator.store.types import ColumnType
 
 __all__ = ["ColumnType", "attach_blobs", "object_types", "read_as_of", "resolve_run"]
 

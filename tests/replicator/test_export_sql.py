@@ -19,8 +19,9 @@ from sqlglot import exp
 
 from replicator.export import export
 from replicator.sinks.sql import write_script
-from replicator.sinks.sql_types import ColumnType, column_names, column_types, render_literal, short_name
+from replicator.sinks.sql_types import column_names, column_types, render_literal, short_name
 from replicator.sources.snapshot import object_types
+from replicator.store.types import ColumnType
 
 GOLDEN = Path(__file__).parent / "golden"
 OBJECTS = ("Thing__c", "ContentVersion")
