@@ -16,10 +16,12 @@ demo: $(STAMP)
 
 test: deb $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q --timeout=300 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	@set -e; for script in benchmarks/*.py; do \
