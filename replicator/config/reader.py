@@ -55,7 +55,7 @@ class Reader:
         if secret_names(cls):
             self.refuse_literal_secrets(key, raw, secret_names(cls))
         switch = switch_key(cls)
-        chosen = {switch: self.switch_value(cls, key, raw)} if switch else {}
+        chosen = {switch: self.switch_value(cls, switch, key, raw)} if switch else {}
         context = f"with {switch} = {chosen[switch]!r}" if switch else ""
         self.check_keys(key, raw, set(keys_of(cls, chosen)), context)
         return self.build(cls, key, raw, given)
@@ -63,7 +63,7 @@ class Reader:
     def build(self, cls: type[T], key: str, raw: Mapping[str, Any], given: Mapping[str, Any]) -> T:
         """Read `cls`'s fields from `raw` in declaration order, then run its `validate` hook."""
         values: dict[str, Any] = {}
-        for f in fields(cls):  # type: ignore[arg-type]
+        for f in fields(cls):
             hint = hints(cls)[f.name]
             if GIVEN in f.metadata:
                 values[f.name] = given[f.metadata[GIVEN]]
@@ -74,8 +74,8 @@ class Reader:
                 if secret is not None:
                     values[f.name] = secret
             elif variants(hint):
-                method = self.choice(join(key, f.name), raw.get(f.name), tuple(variants(hint)))
-                values[f.name] = self.build(variants(hint)[method], key, raw, {})
+                chosen = self.variant(join(key, f.name), hint, raw.get(f.name))
+                values[f.name] = self.build(chosen, key, raw, {})
             elif f.name in raw:
                 values[f.name] = self.value(join(key, f.name), hint, raw[f.name])
             elif IN_FILE in f.metadata:
@@ -90,13 +90,17 @@ class Reader:
         validate = getattr(section, "validate", None)
         return validate(Where(self.path, key)) if validate else section
 
-    def switch_value(self, cls: type, key: str, raw: Mapping[str, Any]) -> str:
+    def switch_value(self, cls: type, name: str, key: str, raw: Mapping[str, Any]) -> str:
         """The value of the key that decides which other keys a table may hold (`auth`, `kind`)."""
-        name = switch_key(cls)
         hint = hints(cls)[name]
         if variants(hint):
-            return self.choice(join(key, name), raw.get(name), tuple(variants(hint)))
+            return self.variant(join(key, name), hint, raw.get(name)).method
         return self.value(join(key, name), hint, raw.get(name))
+
+    def variant(self, key: str, hint: Any, raw: Any) -> type:
+        """The section a union-typed key's value picks (`auth = "jwt_bearer"` -> JwtBearerAuth)."""
+        options = variants(hint)
+        return options[self.choice(key, raw, tuple(options))]
 
     def value(self, key: str, hint: Any, raw: Any) -> Any:
         """One value of the annotated type, or a ConfigError saying what was expected."""
@@ -207,7 +211,7 @@ def is_section(hint: Any) -> bool:
 
 def switch_key(cls: type) -> str | None:
     """The key whose value decides the table's other keys: a union of sections, or an `only_if` key."""
-    for f in fields(cls):  # type: ignore[arg-type]
+    for f in fields(cls):
         if variants(hints(cls)[f.name]):
             return f.name
         if ONLY_IF in f.metadata:
@@ -217,8 +221,8 @@ def switch_key(cls: type) -> str | None:
 
 def secret_names(cls: type) -> set[str]:
     """Literal keys refused in a table that holds secrets: its secret fields' names and the usual ones."""
-    names = {f.name for f in fields(cls) if is_secret(hints(cls)[f.name])}  # type: ignore[arg-type]
-    for f in fields(cls):  # type: ignore[arg-type]
+    names = {f.name for f in fields(cls) if is_secret(hints(cls)[f.name])}
+    for f in fields(cls):
         for variant in variants(hints(cls)[f.name]).values():
             names |= secret_names(variant)
     return names | set(LITERAL_SECRET_KEYS) if names else set()
@@ -226,7 +230,7 @@ def secret_names(cls: type) -> set[str]:
 
 def keys_of(cls: type, chosen: Mapping[str, Any]) -> Iterator[str]:
     """The keys a table of `cls` may hold once its switch key has the value in `chosen`."""
-    for f in fields(cls):  # type: ignore[arg-type]
+    for f in fields(cls):
         hint = hints(cls)[f.name]
         if GIVEN in f.metadata or not applies(f.metadata, chosen):
             continue
@@ -238,7 +242,7 @@ def keys_of(cls: type, chosen: Mapping[str, Any]) -> Iterator[str]:
 def known_keys(cls: type, prefix: str = "") -> set[str]:
     """Every key a file may hold below `cls`, dotted, a named table's name as `*` (`orgs.*.auth`)."""
     keys: set[str] = set()
-    for f in fields(cls):  # type: ignore[arg-type]
+    for f in fields(cls):
         hint = hints(cls)[f.name]
         kind, _ = unwrap(hint)
         if GIVEN in f.metadata:
