@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, is_dataclass
 from functools import cache
 from pathlib import Path
-from types import MappingProxyType
 from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
 from replicator.config.error import ConfigError
@@ -89,9 +88,9 @@ def only_if(key: str, value: str) -> dict[str, Any]:
 
 
 # Field metadata for a field holding the name of the section's own table (`demo` in `[orgs.demo]`).
-TABLE_NAME = MappingProxyType({GIVEN: "name"})
+TABLE_NAME = types.MappingProxyType({GIVEN: "name"})
 # Field metadata for a field holding the path of the config file itself.
-CONFIG_FILE = MappingProxyType({GIVEN: "file"})
+CONFIG_FILE = types.MappingProxyType({GIVEN: "file"})
 
 
 def join(key: str, sub: str) -> str:
@@ -114,7 +113,8 @@ def unwrap(hint: Any) -> tuple[Any, tuple[Any, ...]]:
     if get_origin(hint) in (Union, types.UnionType):
         members = [m for m in get_args(hint) if m is not type(None)]
         if len(members) == 1:
-            return unwrap(members[0])[0], marks + unwrap(members[0])[1]
+            inner, inner_marks = unwrap(members[0])
+            return inner, marks + inner_marks
     return hint, marks
 
 
@@ -130,6 +130,7 @@ def variants(hint: Any) -> dict[str, type]:
 
 
 def is_secret(hint: Any) -> bool:
+    """A `Secret` field: the file names its environment variable instead of holding it."""
     return unwrap(hint)[0] is Secret
 
 
