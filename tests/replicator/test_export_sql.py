@@ -18,8 +18,9 @@ from export_data import LONG_NAME, ExportStore, build, store_rows
 from sqlglot import exp
 
 from replicator.export import export
-from replicator.sinks.sql import write_script
-from replicator.sinks.sql_types import column_names, column_types, render_literal, short_name
+from replicator.sinks.sql.literals import render_literal
+from replicator.sinks.sql.script import write_script
+from replicator.sinks.sql.tables import column_names, column_types, short_name
 from replicator.sources.snapshot import object_types
 from replicator.store.types import ColumnType
 
