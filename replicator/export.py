@@ -105,6 +105,7 @@ def _ledgered(store: SnapshotStore, kind: str, out: Path, objects: list[str], ru
 
 
 def _write_sql(job: _ObjectExport) -> tuple[Path, int]:
+    """<Object>.sql: DDL and data in the dialect; file bodies inlined when blobs are given."""
     path = job.out / f"{job.obj}.sql"
     cols, batches = attach_blobs(job.reader, job.types, job.blobs)
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
@@ -112,6 +113,7 @@ def _write_sql(job: _ObjectExport) -> tuple[Path, int]:
 
 
 def _write_csv(job: _ObjectExport) -> tuple[Path, int]:
+    """<Object>.csv; file bodies copied to files/<Object>/ when blobs are given."""
     path = job.out / f"{job.obj}.csv"
     batches = _copying_files(job.reader, job.types, job.obj, job.out, job.blobs, job.result)
     return path, write_csv(path, job.types, batches, job.reader.schema)
@@ -129,14 +131,15 @@ def export(store: SnapshotStore, out: Path, *, run: int | str = "last", fmt: str
         raise ValueError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
     form = FORMATS[fmt]
     if form.needs_dialect and dialect not in DIALECTS:
-        raise ValueError(f"--format sql needs --dialect ({', '.join(DIALECTS)})")
+        raise ValueError(f"the {fmt} format needs a SQL dialect (one of {', '.join(DIALECTS)})")
     run_id = resolve_run(store, run)
     names = _objects(store, objects)
 
     def work(result: ExportResult) -> None:
         for obj in names:
-            job = _ObjectExport(obj, run_id, read_as_of(store, obj, run_id), object_types(store, obj), out,
-                                dialect, blobs, result)
+            types = object_types(store, obj)  # before the reader: it streams from the store's connection
+            reader = read_as_of(store, obj, run_id)
+            job = _ObjectExport(obj, run_id, reader, types, out, dialect, blobs, result)
             path, result.rows[obj] = form.write(job)
             result.files.append(path)
 
