@@ -30,8 +30,8 @@ from dbservers import running_postgres  # noqa: E402
 from storage import account_plan, stage_initial  # noqa: E402
 
 from replicator.config import EndpointSettings, Secret  # noqa: E402
-from replicator.sinks.endpoints import load_endpoint  # noqa: E402
-from replicator.sinks.sql_types import create_table  # noqa: E402
+from replicator.export import load_endpoint  # noqa: E402
+from replicator.sinks.sql.tables import create_table  # noqa: E402
 from replicator.sources.snapshot import object_types, read_as_of  # noqa: E402
 from replicator.store.snapshot import Section, SnapshotStore  # noqa: E402
 

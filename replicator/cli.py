@@ -384,10 +384,24 @@ def _names(text: str | None) -> list[str] | None:
     return [o.strip() for o in text.split(",") if o.strip()] if text else None
 
 
+class _DialectChoice(click.Choice):
+    """The SQL dialects of the registry, read when first needed: the registry imports pyarrow and
+    sqlglot, which every other command would otherwise pay for at startup."""
+
+    def __init__(self) -> None:
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        from replicator.sinks.sql.registry import DIALECTS
+
+        return tuple(DIALECTS)
+
+
 @cli.command("export", context_settings=CONTEXT_SETTINGS)
 @click.option("--run", "run", default="last", show_default=True, help="Run number or 'last'.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "sql"]), default="csv", show_default=True)
-@click.option("--dialect", type=click.Choice(["mysql", "oracle", "postgresql", "mssql"]),
+@click.option("--dialect", type=_DialectChoice(),
               help="SQL dialect (required with --format sql).")
 @click.option("--objects", help="Only these objects (comma-separated API names; default all).")
 @click.option("--include-attachments", is_flag=True,
@@ -448,8 +462,8 @@ def diff_cmd(ctx: click.Context, from_run: str, to_run: str, objects: str | None
 
 def _export_endpoint(cfg: Config, name: str, run: str, objects: list[str] | None, blobs: Any,
                      as_json: bool) -> None:
-    """`export --endpoint`: a thin shell over sinks.endpoints.export_to_endpoint."""
-    from replicator.sinks.endpoints import EndpointError, export_to_endpoint
+    """`export --endpoint`: a thin shell over export.export_to_endpoint."""
+    from replicator.export import EndpointError, export_to_endpoint
 
     try:
         with _writable_store(cfg) as store:

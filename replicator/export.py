@@ -1,11 +1,13 @@
-"""Export a backup as of a run to CSV or SQL files, and write change files between two runs.
+"""The export job: a backup as of a run to CSV or SQL files or into an endpoint database, and change
+files between two runs.
 
-Flow: sources/snapshot (records as of a run, Arrow batches) -> sinks/sql (scripts) or sinks/sql_csv
-(CSV). Every export and diff is recorded in the store's main.exports before it writes a file and
-finished afterwards (what, when, where, which run and objects), so a GDPR forget can find every copy
-that left the store.
+Flow: sources/snapshot (records as of a run, Arrow batches) -> a sink: sinks/sql (scripts), sinks/csv
+(CSV) or sinks/endpoints (a database, by endpoint kind). The job resolves runs and objects, reads the
+store and keeps the ledger; the sinks know nothing of the store. Every export and diff is recorded in
+the store's main.exports before it writes a file and finished afterwards (what, when, where, which run
+and objects), so a GDPR forget can find every copy that left the store.
 
-Output layout of DIR (README "Exports"):
+Output layout of DIR (README "Exports"), by format name (FORMATS):
   csv: <Object>.csv per object; with attachments, files/<Object>/<Id>.<ext> (decrypted bodies)
   sql: <Object>.sql per object (DDL + data, see sinks/sql); with attachments, file bodies are inlined
        as BLOB values, without them the body column holds the sha256 of the body as text
@@ -15,25 +17,28 @@ Output layout of DIR (README "Exports"):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from replicator.config import Config, EndpointSettings
 from replicator.history import diff as history_diff
-from replicator.sinks.sql import write_script
-from replicator.sinks.sql_csv import write_csv
-from replicator.sinks.sql_types import DIALECTS
+from replicator.sinks.csv import write_csv
+from replicator.sinks.endpoints.loader import EndpointError, EndpointReport, TableSource, target
+from replicator.sinks.endpoints.registry import load
+from replicator.sinks.sql.registry import DIALECTS
+from replicator.sinks.sql.script import write_script
 from replicator.sources.snapshot import attach_blobs, object_types, read_as_of, resolve_run
 from replicator.store.blobs import BlobStore
 from replicator.store.snapshot import SnapshotStore
 from replicator.store.types import ColumnType
 
-__all__ = ["FORMATS", "ExportResult", "diff_files", "export"]
+__all__ = ["FORMATS", "EndpointError", "ExportFormat", "ExportResult", "diff_files", "export",
+           "export_to_endpoint", "load_endpoint"]
 
-FORMATS = ("csv", "sql")
 # Where a file's extension is read from, per object with bodies; Attachment has it in its Name.
 EXTENSION_FIELDS = {"ContentVersion": "FileExtension", "Document": "Type", "Attachment": "Name"}
 _EXT = re.compile(r"[A-Za-z0-9]{1,16}")
@@ -46,6 +51,29 @@ class ExportResult:
     run_id: int
     files: list[Path] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _ObjectExport:
+    """What a format writer gets for one object: the store's reader and types, and where to write."""
+
+    obj: str
+    run_id: int
+    reader: pa.RecordBatchReader
+    types: list[ColumnType]
+    out: Path
+    dialect: str | None
+    blobs: BlobStore | None
+    result: ExportResult
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """A file format by name: how it writes one object (returns the file and its row count)."""
+
+    name: str
+    write: Callable[[_ObjectExport], tuple[Path, int]]
+    needs_dialect: bool = False
 
 
 def _objects(store: SnapshotStore, wanted: Sequence[str] | None) -> list[str]:
@@ -76,38 +104,51 @@ def _ledgered(store: SnapshotStore, kind: str, out: Path, objects: list[str], ru
     return result
 
 
+def _write_sql(job: _ObjectExport) -> tuple[Path, int]:
+    """<Object>.sql: DDL and data in the dialect; file bodies inlined when blobs are given."""
+    path = job.out / f"{job.obj}.sql"
+    cols, batches = attach_blobs(job.reader, job.types, job.blobs)
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        return path, write_script(fh, job.obj, job.run_id, cols, batches, job.dialect or "")
+
+
+def _write_csv(job: _ObjectExport) -> tuple[Path, int]:
+    """<Object>.csv; file bodies copied to files/<Object>/ when blobs are given."""
+    path = job.out / f"{job.obj}.csv"
+    batches = _copying_files(job.reader, job.types, job.obj, job.out, job.blobs, job.result)
+    return path, write_csv(path, job.types, batches, job.reader.schema)
+
+
+FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
+    ExportFormat("csv", _write_csv), ExportFormat("sql", _write_sql, needs_dialect=True))}
+
+
 def export(store: SnapshotStore, out: Path, *, run: int | str = "last", fmt: str = "csv",
            dialect: str | None = None, objects: Sequence[str] | None = None,
            blobs: BlobStore | None = None) -> ExportResult:
     """Export the objects (default: all) as of `run` into `out`. `blobs` set = include attachments."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
-    if fmt == "sql" and dialect not in DIALECTS:
-        raise ValueError(f"--format sql needs --dialect ({', '.join(DIALECTS)})")
+    form = FORMATS[fmt]
+    if form.needs_dialect and dialect not in DIALECTS:
+        raise ValueError(f"the {fmt} format needs a SQL dialect (one of {', '.join(DIALECTS)})")
     run_id = resolve_run(store, run)
     names = _objects(store, objects)
 
     def work(result: ExportResult) -> None:
         for obj in names:
-            types = object_types(store, obj)
+            types = object_types(store, obj)  # before the reader: it streams from the store's connection
             reader = read_as_of(store, obj, run_id)
-            if fmt == "sql":
-                path = out / f"{obj}.sql"
-                cols, batches = attach_blobs(reader, types, blobs)
-                with open(path, "w", encoding="utf-8", newline="\n") as fh:
-                    result.rows[obj] = write_script(fh, obj, run_id, cols, batches, dialect or "")
-            else:
-                path = out / f"{obj}.csv"
-                batches = _copying_files(reader, types, obj, out, blobs, result)
-                result.rows[obj] = write_csv(path, types, batches, reader.schema)
+            job = _ObjectExport(obj, run_id, reader, types, out, dialect, blobs, result)
+            path, result.rows[obj] = form.write(job)
             result.files.append(path)
 
     return _ledgered(store, "export", out, names, run_id, work, fmt=fmt,
-                     dialect=dialect if fmt == "sql" else None)
+                     dialect=dialect if form.needs_dialect else None)
 
 
 def _copying_files(reader: pa.RecordBatchReader, types: list[ColumnType], obj: str, out: Path,
-                   blobs: BlobStore | None, result: ExportResult):
+                   blobs: BlobStore | None, result: ExportResult) -> Iterator[pa.RecordBatch]:
     """Pass batches through, writing each record's file body to files/<Object>/<Id>.<ext> on the way."""
     blob_cols = [t.name for t in types if t.kind == "blob"]
     for batch in reader:
@@ -157,3 +198,66 @@ def diff_files(store: SnapshotStore, out: Path, from_run: int | str, to_run: int
             result.rows[obj] = count
 
     return _ledgered(store, "diff", out, names, run_b, work, fmt="csv", from_run=run_a)
+
+
+# -- endpoints ----------------------------------------------------------------------------------------
+
+
+def load_endpoint(store: SnapshotStore, endpoint: EndpointSettings, run_id: int, objects: Sequence[str],
+                  blobs: BlobStore | None = None) -> EndpointReport:
+    """Load `objects` as of `run_id` from the open store into the endpoint (one data transaction).
+
+    File bodies go in as bytes when `blobs` is given, else blob columns hold the sha256 the store keeps.
+    """
+    tables = []
+    for name in objects:
+        types = object_types(store, name)
+
+        def batches(name: str = name, types: list[ColumnType] = types) -> Iterable[pa.RecordBatch]:
+            return attach_blobs(read_as_of(store, name, run_id), types, blobs)[1]
+
+        # attach_blobs decides the exported types (blob -> sha256 text without `blobs`); no reading yet.
+        tables.append(TableSource(name, attach_blobs(iter(()), types, blobs)[0], batches))
+    return load(endpoint, run_id, tables)
+
+
+def export_to_endpoint(config: Config, endpoint_name: str, run: int | str = "last",
+                       objects: Sequence[str] | None = None, *, blobs: BlobStore | None = None,
+                       store: SnapshotStore | None = None) -> EndpointReport:
+    """Resolve run and objects, load, and keep it on the exports ledger (recorded before loading, so a
+    failed load that left rows behind is on the ledger too).
+
+    `store`: an already open, writable store (else the config's store is opened and closed here).
+    """
+    endpoint = config.endpoint(endpoint_name)
+    endpoint.password.reveal()  # an unset variable fails before anything else happens
+    if store is None:
+        path = config.storage.path / "snapshot.duckdb"
+        if not path.exists():
+            raise EndpointError(f"no backups yet: {path} does not exist (run `replicator backup run`)")
+        with SnapshotStore(path) as opened:
+            return _export_endpoint(opened, endpoint, run, objects, blobs)
+    return _export_endpoint(store, endpoint, run, objects, blobs)
+
+
+def _export_endpoint(store: SnapshotStore, endpoint: EndpointSettings, run: int | str,
+                     objects: Sequence[str] | None, blobs: BlobStore | None) -> EndpointReport:
+    try:
+        run_id = resolve_run(store, run)
+    except ValueError as exc:
+        raise EndpointError(str(exc)) from None
+    known = store.objects()
+    unknown = sorted(set(objects or ()) - set(known))
+    if unknown:
+        raise EndpointError(f"not in the store: {', '.join(unknown)}")
+    names = list(objects) if objects else known
+    export_id = store.begin_export("endpoint", fmt=endpoint.kind, dialect=endpoint.kind, run_id=run_id,
+                                   from_run=None, objects=names,
+                                   destination=f"{endpoint.name} {target(endpoint)}")
+    try:
+        report = load_endpoint(store, endpoint, run_id, names, blobs)
+    except BaseException as exc:
+        store.finish_export(export_id, "failed", 0, str(exc) or type(exc).__name__)
+        raise
+    store.finish_export(export_id, "completed", report.rows)
+    return report

@@ -14,9 +14,9 @@ from dbservers import MariaDbServer, PostgresServer
 from test_snapshot_store import Stager
 
 from replicator.config import ConfigError, EndpointSettings, Secret, load_config
+from replicator.export import EndpointError, export_to_endpoint, load_endpoint
 from replicator.salesforce.catalog import FieldPlan, ObjectPlan
-from replicator.sinks.endpoints import EndpointError, export_to_endpoint, load_endpoint
-from replicator.sinks.sql_types import column_names, short_name
+from replicator.sinks.sql.tables import column_names, short_name
 from replicator.sources.snapshot import read_as_of
 from replicator.store.snapshot import Section, SnapshotStore
 

@@ -18,8 +18,9 @@ from export_data import LONG_NAME, ExportStore, build, store_rows
 from sqlglot import exp
 
 from replicator.export import export
-from replicator.sinks.sql import write_script
-from replicator.sinks.sql_types import column_names, column_types, render_literal, short_name
+from replicator.sinks.sql.literals import render_literal
+from replicator.sinks.sql.script import write_script
+from replicator.sinks.sql.tables import column_types, short_name
 from replicator.sources.snapshot import object_types
 from replicator.store.types import ColumnType
 
@@ -213,16 +214,6 @@ def test_mssql_caps_values_lists_at_1000_rows() -> None:
     assert write_script(out, "T", 1, cols, [batch], "mssql") == 2500
     parsed = [s for s in sqlglot.parse(out.getvalue(), read="tsql") if isinstance(s, exp.Insert)]
     assert [len(s.expression.expressions) for s in parsed] == [1000, 1000, 500]
-
-
-def test_identifiers_shortened_stably_and_deduplicated() -> None:
-    long_a, long_b = "A" * 70 + "__c", "A" * 70 + "x__c"
-    for dialect, limit in (("postgresql", 63), ("mysql", 64), ("oracle", 30), ("mssql", 128)):
-        names = column_names(["Id", long_a, long_b, long_a.lower()], dialect)
-        assert all(len(n.encode()) <= limit for n in names)
-        assert len({n.casefold() for n in names}) == 4
-        assert names == column_names(["Id", long_a, long_b, long_a.lower()], dialect)
-    assert short_name("Account", "oracle") == "Account"
 
 
 def test_literals_per_dialect() -> None:
