@@ -13,11 +13,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from sfemu.automations import AutomationError, automations, load_definitions
-from sfemu.dml import dml_engine
-from sfemu.org import EmulatedOrg, OrgSettings
+from sfemu.dml.automations import AutomationError, automations, load_definitions
+from sfemu.dml.engine import dml_engine
+from sfemu.org import EmulatedOrg, OrgSettings, generate_data
 from sfemu.schema import STANDARD_SCHEMA, Schema
-from sfemu.serve import generate_data
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.responses import Response
 
-from sfemu.bulk_jobs import (
+from sfemu.bulk.jobs import (
     STATE_CODES,
     BulkJob,
     bulk_jobs,
