@@ -3,7 +3,7 @@
 Tools list automations with cheap fields, fetch `Metadata` per record and switch them off and on
 again (sf_api.md section 6); a backup tool's restore and seeding paths do exactly that, and so
 does the Bulk benchmark, which deactivates everything before loading. Queries go through the same
-SOQL compiler as REST, over the tooling schema of automations.py; activation follows Salesforce's
+SOQL compiler as REST, over the tooling schema of dml/automations.py; activation follows Salesforce's
 rules: ValidationRule/WorkflowRule via `Metadata.active`, FlowDefinition via
 `Metadata.activeVersionNumber` (or Flow via `Metadata.status`), ApexTrigger only in sandboxes
 (direct PATCH of `Metadata.status`, or the ApexTriggerMember + MetadataContainer +

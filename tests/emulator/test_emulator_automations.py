@@ -1,4 +1,4 @@
-"""Automations (sfemu/automations.py) fired by the real DML engine on an in-process org.
+"""Automations (sfemu/dml/automations.py) fired by the real DML engine on an in-process org.
 
 The wire-level behaviour (simple-salesforce, Tooling API, Bulk 2.0, a sandbox process) is covered by
 tests/test_emulator_tooling.py; here each kind of automation is exercised directly and quickly.
