@@ -60,7 +60,7 @@ class Emulator:
     `subroutes` are the routes a composite subrequest may reach (through `Ctx.dispatch`).
     """
 
-    def __init__(self, org: EmulatedOrg, routes: Iterable[Route], subroutes: Iterable[Route] = ()) -> None:
+    def __init__(self, org: EmulatedOrg, routes: Iterable[Route], subroutes: Iterable[Route]) -> None:
         self.org = org
         self.routes = list(routes)
         self.subroutes = list(subroutes)
