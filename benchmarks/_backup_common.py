@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sfemu.demo import start_emulator, stop, wait_ready
+from sfemu.launch import start_emulator, stop, wait_ready
 
 BIN = Path(sys.executable).parent
 

@@ -33,8 +33,7 @@ def generate(state_dir: Path, records: int) -> int:
     """Provision the org the server will reuse (same generation parameters as its command line).
 
     Returns the live Accounts: the generator also puts a few in the recycle bin."""
-    from sfemu.org import OrgSettings
-    from sfemu.serve import open_org
+    from sfemu.org import OrgSettings, open_org
 
     settings = OrgSettings(state_dir=state_dir.resolve(), seed=SEED, scale=SCALE,
                            counts={"Account": records}, files=False)

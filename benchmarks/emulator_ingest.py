@@ -92,7 +92,7 @@ def deactivate(sf: Any, found: list[tuple[str, str]]) -> None:
 
 
 def main() -> None:
-    from sfemu.demo import start_emulator, stop, wait_ready
+    from sfemu.launch import start_emulator, stop, wait_ready
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)

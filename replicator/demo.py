@@ -55,7 +55,7 @@ def write_config(folder: Path, info: dict[str, Any]) -> Path:
 def run_demo(state_dir: Path, scale: int, seed: int) -> None:
     """Emulator up, backup, churn, backup, time travel, emulator down."""
     from sfemu.cli import Control  # the demo is one of the few places that drive the emulator
-    from sfemu.demo import start_emulator, stop, wait_ready
+    from sfemu.launch import start_emulator, stop, wait_ready
 
     console = Console()
     shutil.rmtree(state_dir / "store", ignore_errors=True)  # every demo starts from an empty store

@@ -303,6 +303,6 @@ def dump(url: str, ca: str | None, token: str | None, object_name: str, deleted:
 @click.option("--keep-running", is_flag=True, help="Leave the emulator running after the summary.")
 def summary(state_dir: Path, port: int, scale: int, seed: int, keep_running: bool) -> None:
     """Start the emulator with a demo org, log in like a user and summarise the org."""
-    from sfemu.demo import run_demo  # needs simple-salesforce and rich
+    from sfemu.summary import run_summary  # needs simple-salesforce and rich
 
-    run_demo(state_dir=state_dir, port=port, scale=scale, seed=seed, keep_running=keep_running)
+    run_summary(state_dir=state_dir, port=port, scale=scale, seed=seed, keep_running=keep_running)

@@ -23,7 +23,6 @@ from sfemu.faults import FaultConfig
 from sfemu.routing import Ctx, Route, json_response, route
 from sfemu.store import DELETED_AT, quote
 
-CONTROL_TOKEN = "control_token"  # org.extensions key: required X-Emulator-Token value, if any
 PREFIX = "/_emulator"
 DUMP_BATCH_ROWS = 20_000
 DUMP_TYPES = {"csv": "text/csv; charset=UTF-8", "jsonl": "application/x-ndjson"}
@@ -95,13 +94,11 @@ def status(ctx: Ctx) -> Response:
 
 def reset(ctx: Ctx) -> Response:
     """Regenerate the org and forget all run-time state; without arguments, the org as it was started."""
-    from sfemu.serve import regenerate  # serve imports this module to start the server
-
     data = _body(ctx)
     unknown = set(data) - {"seed", "scale", "counts", "now"}
     if unknown:
         raise bad_request(f"unknown reset setting(s): {', '.join(sorted(unknown))}")
-    org, s = ctx.org, ctx.org.settings
+    org = ctx.org
     now = _moment(data["now"], "now") if data.get("now") is not None else datetime.now(UTC)
     first_seed, first_scale, first_counts = org.initial
     seed, scale = _int(data, "seed", first_seed), _int(data, "scale", first_scale, minimum=1)
@@ -110,17 +107,7 @@ def reset(ctx: Ctx) -> Response:
         raise bad_request("'counts' must be an object mapping object names to record counts")
     for name in counts:
         _object(ctx, name)
-    s.seed, s.scale, s.counts = seed, scale, dict(counts)
-    token = org.extensions.get(CONTROL_TOKEN)
-    org.extensions.clear()  # query locators, bulk jobs and any other per-feature state
-    if token:
-        org.extensions[CONTROL_TOKEN] = token
-    org.sessions.revoke_all()
-    org.faults.configure(s.faults)
-    org.clock.set(now)
-    generated = regenerate(org, now)
-    org.limits.reset()
-    org.limits.daily_max = s.api_limit
+    generated = org.reset(seed, scale, counts, now)
     return json_response({"ok": True, "seed": seed, "scale": scale, "clock": org.clock.now().isoformat(),
                           "counts": generated})
 
@@ -303,7 +290,7 @@ def _guarded(handler: Callable[[Ctx], Response]) -> Callable[[Ctx], Response]:
     """Require X-Emulator-Token when the emulator was started with --control-token."""
 
     def checked(ctx: Ctx) -> Response:
-        expected = ctx.org.extensions.get(CONTROL_TOKEN)
+        expected = ctx.org.control_token
         if expected and not secrets.compare_digest(ctx.headers.get("x-emulator-token", ""), expected):
             raise SalesforceError(401, "INVALID_CONTROL_TOKEN", "missing or wrong X-Emulator-Token header")
         return handler(ctx)

@@ -1,8 +1,10 @@
 """Routing primitives shared by every API module of the emulator.
 
 Each API module (auth, rest, bulk, control...) exports `ROUTES`, a list of Route. A handler is a
-plain synchronous function `handler(ctx: Ctx) -> Response`; the server runs it in a worker thread,
-checks the session, counts the call, applies faults and renders SalesforceError.
+plain synchronous function `handler(ctx: Ctx) -> Response`; the dispatcher (app.py) runs it in a
+worker thread, checks the session, counts the call, applies faults and renders SalesforceError.
+Handlers that run subrequests (composite) call `ctx.dispatch`, which the dispatcher provides, so
+no API module needs to know the route table.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from urllib.parse import parse_qs
 
 from starlette.responses import Response
 
-from sfemu.errors import SalesforceError
+from sfemu.errors import SalesforceError, method_not_allowed, not_found
 
 if TYPE_CHECKING:
     from sfemu.org import EmulatedOrg
@@ -25,6 +27,13 @@ if TYPE_CHECKING:
 JSON_TYPE = "application/json;charset=UTF-8"
 # Every versioned REST path starts like this; the version is captured as `version`.
 DATA = r"/services/data/v(?P<version>\d{2,3}\.\d)"
+_SLASHES = re.compile(r"/{2,}")
+
+
+def normalise_path(path: str) -> str:
+    """Collapse doubled slashes and drop a trailing one: clients disagree on both."""
+    path = _SLASHES.sub("/", path)
+    return path[:-1] if len(path) > 1 and path.endswith("/") else path
 
 
 @dataclass
@@ -38,6 +47,8 @@ class Ctx:
     query: dict[str, list[str]]  # URL query string, '+' decoded as space
     headers: dict[str, str]  # lower-cased names
     body: bytes
+    # Runs a subrequest (a Ctx of its own) in-process through the dispatcher and answers it.
+    dispatch: Callable[[Ctx], Response]
     session: Session | None = None
 
     @property
@@ -75,6 +86,7 @@ class Route:
     kind: str = "rest"  # rest | bulk2 | tooling | auth | soap | control | open
     auth: bool = True  # needs a valid session
     counted: bool = True  # counts against DailyApiRequests
+    nestable: bool = True  # may run as a subrequest of a composite call
     regex: re.Pattern[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +95,21 @@ class Route:
 
 def route(methods: str | tuple[str, ...], pattern: str, handler: Handler, **kw: Any) -> Route:
     return Route((methods,) if isinstance(methods, str) else methods, pattern, handler, **kw)
+
+
+def match(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]]:
+    """The route for a method and normalised path, with its path parameters; 405 or 404 otherwise."""
+    allowed: list[str] = []
+    for r in routes:
+        m = r.regex.match(path)
+        if m is None:
+            continue
+        if method in r.methods or (method == "HEAD" and "GET" in r.methods):
+            return r, {k: v for k, v in m.groupdict().items() if v is not None}
+        allowed.extend(r.methods)
+    if allowed:
+        raise method_not_allowed(method, sorted(set(allowed)))
+    raise not_found()
 
 
 def parse_query_string(raw: str) -> dict[str, list[str]]:

@@ -1,9 +1,7 @@
-"""Running an emulated org: provisioning its data and serving it over HTTPS with uvicorn.
+"""Running an emulated org: opening (or generating) it and serving it over HTTPS with uvicorn.
 
-Generation is the slow part of a start, so the generated org survives restarts: a marker file in
-the state directory records what was generated, and the data is regenerated only when the
-requested org differs (or on --reset-data / the control API's reset). The ready file is written
-only once the socket accepts connections, so test harnesses and `demo` never race the server.
+The ready file is written only once the socket accepts connections, so test harnesses and the
+launcher (launch.py) never race the server.
 """
 
 from __future__ import annotations
@@ -15,18 +13,15 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-from sfemu.org import EmulatedOrg, OrgSettings
-from sfemu.store import Store
+from sfemu.app import create_app
+from sfemu.org import EmulatedOrg, OrgSettings, open_org
 from sfemu.tls import TlsFiles, ensure_tls
 
-MARKER = "generated.json"
-DB_FILE = "org.duckdb"
 # h11 counts the request line and headers together; 64 KiB leaves room for 32 KB URLs plus headers.
 MAX_HEAD_BYTES = 96 * 1024
 # Clients keep connections alive; without a bound, a shutdown waits for them to hang up.
@@ -46,68 +41,6 @@ class ServeOptions:
     control_token: str | None = None
     access_log: bool = False
     reset_data: bool = False
-
-
-# --- provisioning -----------------------------------------------------------------------------
-
-
-def generation_params(settings: OrgSettings) -> dict[str, Any]:
-    """What decides the generated data; a different value means the stored org is not the one asked for."""
-    return {"seed": settings.seed, "scale": settings.scale, "counts": dict(sorted(settings.counts.items())),
-            "files": settings.files, "org_type": settings.org_type,
-            "schema_files": [str(p) for p in settings.schema_files]}
-
-
-def open_org(settings: OrgSettings, reset_data: bool = False) -> tuple[EmulatedOrg, bool]:
-    """The org of a state directory, generating its data unless the same org is already there.
-
-    Returns (org, generated).
-    """
-    marker = settings.state_dir / MARKER
-    stored = json.loads(marker.read_text()) if marker.exists() else None
-    fresh = reset_data or stored != generation_params(settings)
-    if fresh:
-        _remove_db(settings.state_dir)
-        marker.unlink(missing_ok=True)
-    org = EmulatedOrg(settings)
-    if fresh:
-        generate_data(org)
-    return org, fresh
-
-
-def generate_data(org: EmulatedOrg, start: datetime | None = None) -> dict[str, int]:
-    """Fill the (empty) store from the org's seed and scale, then record the marker.
-
-    `start` is the org's "now" for the generated history; the same start, seed and scale give
-    identical records.
-    """
-    from sfemu import datagen  # the generator is heavy and only needed here
-
-    s = org.settings
-    counts = datagen.generate(org.store, seed=s.seed, scale=s.scale, counts=dict(s.counts),
-                              start=start or org.clock.now(), files=s.files, sandbox=s.sandbox)
-    (s.state_dir / MARKER).write_text(json.dumps(generation_params(s)))
-    return counts
-
-
-def regenerate(org: EmulatedOrg, start: datetime | None = None) -> dict[str, int]:
-    """Throw the org's records away and generate them again (control API reset).
-
-    A new Store on a new file is simpler and faster than deleting every row, and it restarts the
-    id counters; in-flight requests on the old store fail, as they would during a real outage.
-    """
-    old = org.store
-    with old.write_lock:
-        old.close()
-        (org.settings.state_dir / MARKER).unlink(missing_ok=True)
-        _remove_db(org.settings.state_dir)
-        org.store = Store(org.schema, org.clock, org.settings.state_dir / DB_FILE)
-    return generate_data(org, start)
-
-
-def _remove_db(state_dir: Path) -> None:
-    for name in (DB_FILE, DB_FILE + ".wal"):
-        (state_dir / name).unlink(missing_ok=True)
 
 
 # --- serving ----------------------------------------------------------------------------------
@@ -156,15 +89,11 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 def serve(settings: OrgSettings, options: ServeOptions) -> None:
     """Provision the org, then serve it until interrupted (SIGINT/SIGTERM)."""
-    from sfemu.control import CONTROL_TOKEN  # control imports serve for resets
-    from sfemu.server import create_app
-
     tls = ensure_tls(settings.state_dir, options.hostnames, options.tls_cert, options.tls_key)
     sock = bind_socket(options.host, options.port)
     port = sock.getsockname()[1]
     org, generated = open_org(settings, options.reset_data)
-    if options.control_token:
-        org.extensions[CONTROL_TOKEN] = options.control_token
+    org.control_token = options.control_token
     base_url = f"https://{url_host(options.host)}:{port}"
     info = connection_info(org, base_url, tls)
     counts = org.store.counts()

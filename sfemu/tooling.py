@@ -3,7 +3,7 @@
 Tools list automations with cheap fields, fetch `Metadata` per record and switch them off and on
 again (sf_api.md section 6); a backup tool's restore and seeding paths do exactly that, and so
 does the Bulk benchmark, which deactivates everything before loading. Queries go through the same
-SOQL compiler as REST, over the tooling schema of automations.py; activation follows Salesforce's
+SOQL compiler as REST, over the tooling schema of dml/automations.py; activation follows Salesforce's
 rules: ValidationRule/WorkflowRule via `Metadata.active`, FlowDefinition via
 `Metadata.activeVersionNumber` (or Flow via `Metadata.status`), ApexTrigger only in sandboxes
 (direct PATCH of `Metadata.status`, or the ApexTriggerMember + MetadataContainer +
@@ -18,11 +18,12 @@ from typing import Any
 
 from starlette.responses import Response
 
-from sfemu.automations import Automation, AutomationError, Automations, ManagedError, automations
 from sfemu.describe import describe_global, describe_sobject
+from sfemu.dml.automations import Automation, AutomationError, Automations, ManagedError, automations
 from sfemu.errors import SalesforceError, not_found
 from sfemu.ids import is_valid, make_id, to18
 from sfemu.render import JsonRenderer
+from sfemu.rest.query import run_query
 from sfemu.routing import DATA, Ctx, json_response, no_content, route
 from sfemu.soql import SoqlError, compile_query
 from sfemu.soql.errors import ErrorFactory
@@ -105,13 +106,11 @@ def tooling_query(ctx: Ctx) -> Response:
 def normal_query(ctx: Ctx) -> Response:
     """REST /query and /queryAll: ApexTrigger and DuplicateRule are answered from the automation
     records (Salesforce serves them through the normal API too); everything else goes to REST."""
-    from sfemu import rest_query
-
     soql = ctx.arg("q") or ""
     if ctx.org.schema.get(_from_object(soql) or "") is None and (_from_object(soql) or "").lower() in \
             NORMAL_API_OBJECTS:
         return json_response(run_soql(ctx, soql, tooling=False))
-    return rest_query.run_query(ctx)
+    return run_query(ctx)
 
 
 def _from_object(soql: str) -> str | None:

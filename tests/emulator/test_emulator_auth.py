@@ -31,8 +31,8 @@ from simple_salesforce import Salesforce, SalesforceLogin
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 from starlette.testclient import TestClient
 
+from sfemu.app import create_app
 from sfemu.org import EmulatedOrg, OrgSettings
-from sfemu.server import create_app
 
 LOGIN_HOSTS = ("login", "test", "demo.my")  # demo.my: client_credentials refuses login/test
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"

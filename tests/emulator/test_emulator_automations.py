@@ -1,4 +1,4 @@
-"""Automations (sfemu/automations.py) fired by the real DML engine on an in-process org.
+"""Automations (sfemu/dml/automations.py) fired by the real DML engine on an in-process org.
 
 The wire-level behaviour (simple-salesforce, Tooling API, Bulk 2.0, a sandbox process) is covered by
 tests/test_emulator_tooling.py; here each kind of automation is exercised directly and quickly.
@@ -13,11 +13,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from sfemu.automations import AutomationError, automations, load_definitions
-from sfemu.dml import dml_engine
-from sfemu.org import EmulatedOrg, OrgSettings
+from sfemu.dml.automations import AutomationError, automations, load_definitions
+from sfemu.dml.engine import dml_engine
+from sfemu.org import EmulatedOrg, OrgSettings, generate_data
 from sfemu.schema import STANDARD_SCHEMA, Schema
-from sfemu.serve import generate_data
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from sfemu.demo import emulator_session, login
+from sfemu.client import emulator_session, login
 
 FIXED_NOW = "2030-03-01T12:00:00+00:00"
 STAMPS = {"CreatedDate", "LastModifiedDate", "SystemModstamp", "_DeletedAt"}

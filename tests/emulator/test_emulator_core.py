@@ -9,11 +9,12 @@ import pyarrow as pa
 import pytest
 
 from sfemu import ids
+from sfemu.app import session_token
 from sfemu.clock import Clock
 from sfemu.faults import FaultConfig, Faults
 from sfemu.limits import ApiLimits
+from sfemu.routing import normalise_path
 from sfemu.schema import Schema
-from sfemu.server import normalise_path, session_token
 from sfemu.sessions import Sessions
 from sfemu.store import Store
 

@@ -9,10 +9,11 @@ import pyarrow as pa
 import pytest
 
 from sfemu.describe import record_type_id
-from sfemu.dml import Dml, DmlError, SaveContext, dml_engine
-from sfemu.org import EmulatedOrg, OrgSettings
+from sfemu.dml.engine import Dml, dml_engine
+from sfemu.dml.hooks import SaveContext
+from sfemu.dml.results import DmlError
+from sfemu.org import EmulatedOrg, OrgSettings, generate_data
 from sfemu.schema import STANDARD_SCHEMA
-from sfemu.serve import generate_data
 
 EXTRA_SCHEMA = """
 objects:

@@ -12,7 +12,7 @@ import pytest
 import requests
 from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceMalformedRequest
 
-from sfemu.demo import emulator_session, login
+from sfemu.client import emulator_session, login
 
 
 class Faults:

@@ -16,8 +16,8 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceR
 from starlette.testclient import TestClient
 from test_emulator_auth import login_session, security_token
 
+from sfemu.app import create_app
 from sfemu.org import EmulatedOrg, OrgSettings
-from sfemu.server import create_app
 
 NOT_FOUND = {"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}
 LOCATOR_URL = re.compile(r"^/services/data/v59\.0/(query|queryAll)/01g[0-9A-Za-z]{15}-(\d+)$")

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from sfemu.demo import emulator_session, start_emulator, stop, wait_ready
+from sfemu.client import emulator_session
+from sfemu.launch import start_emulator, stop, wait_ready
 from sfemu.tls import ensure_tls
 
 TOKEN = "s3cret-control-token"

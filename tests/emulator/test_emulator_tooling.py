@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from sfemu.demo import login, start_emulator, stop, wait_ready
+from sfemu.client import login
+from sfemu.launch import start_emulator, stop, wait_ready
 
 
 @pytest.fixture

@@ -26,7 +26,8 @@ from replicator.salesforce.catalog import BLOB_OBJECTS, plan_object
 from replicator.salesforce.client import OrgClient
 from replicator.sources.files import fetch_files
 from replicator.store.blobs import BlobStore
-from sfemu.demo import emulator_session, start_emulator, stop, wait_ready
+from sfemu.client import emulator_session
+from sfemu.launch import start_emulator, stop, wait_ready
 
 KEY = bytes(range(32))
 FIELDS = {"ContentVersion": ["ContentSize", "Checksum"], "Attachment": ["BodyLength"],

@@ -25,7 +25,7 @@ from sfemu.schema import Schema, SchemaError, SObject, build_object
 from sfemu.store import Store, quote
 
 if TYPE_CHECKING:
-    from sfemu.dml_types import SaveContext
+    from sfemu.dml.hooks import SaveContext
     from sfemu.org import EmulatedOrg
 
 API_VERSION = 59.0

@@ -13,14 +13,16 @@ the checks of one step are collected and run as one INSERT ... UNION ALL into th
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sfemu import dml_sql as q
 from sfemu.describe import record_type_id
-from sfemu.dml_types import DmlError, RowResult, SaveContext
+from sfemu.dml import sql as q
+from sfemu.dml.hooks import AutomationHooks, SaveContext, Writer
+from sfemu.dml.results import DmlError, RowResult
 from sfemu.ids import make_ids
 from sfemu.schema import COMPOUND_TYPES, Field, SObject
 from sfemu.store import DELETED_AT, quote
@@ -28,7 +30,7 @@ from sfemu.store import DELETED_AT, quote
 if TYPE_CHECKING:
     import duckdb
 
-    from sfemu.dml import Dml
+    from sfemu.org import EmulatedOrg
 
 AUDIT_STAMPS = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
 AUDIT_USERS = ("CreatedById", "LastModifiedById")
@@ -40,6 +42,17 @@ NOT_WRITABLE = (
 SEQ = itertools.count(1)
 ID = quote("Id")
 LIVE = f"{quote(DELETED_AT)} IS NULL"
+
+
+class Engine(Writer, Protocol):
+    """What a save needs of the engine that runs it (dml.engine.Dml is one): the org, its automations,
+    roll-up maintenance, and DML for after-save automations."""
+
+    org: EmulatedOrg
+
+    def hooks(self) -> AutomationHooks: ...
+
+    def refresh_rollups(self, child: SObject, tables: list[str], stamp: datetime, user_id: str) -> None: ...
 
 
 def errors_table(cur: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -66,7 +79,7 @@ class Save:
 
     def __init__(
         self,
-        dml: Dml,
+        dml: Engine,
         obj: SObject,
         op: str,
         rows: pa.Table,

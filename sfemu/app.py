@@ -9,7 +9,6 @@ errors in Salesforce's shapes. Handlers are synchronous and run in worker thread
 from __future__ import annotations
 
 import logging
-import re
 import time
 import traceback
 from collections.abc import AsyncIterator, Iterable
@@ -18,28 +17,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from sfemu.errors import (
-    OAuthError,
-    SalesforceError,
-    invalid_session,
-    limit_exceeded,
-    method_not_allowed,
-    not_found,
-)
+from sfemu import auth, control, tooling
+from sfemu.bulk import ingest as bulk_ingest
+from sfemu.bulk import query as bulk_query
+from sfemu.errors import OAuthError, SalesforceError, invalid_session, limit_exceeded
 from sfemu.org import EmulatedOrg
-from sfemu.routing import Ctx, Route, json_response, parse_query_string
+from sfemu.rest import routes as rest
+from sfemu.routing import Ctx, Route, json_response, match, normalise_path, parse_query_string
 
 log = logging.getLogger("sfemu")
-_SLASHES = re.compile(r"/{2,}")
 _TOKEN_PREFIXES = ("bearer ", "oauth ")
 # Kinds of route whose calls are API calls (faults apply, limit header is sent).
 API_KINDS = frozenset({"rest", "bulk2", "bulk1", "tooling"})
-
-
-def normalise_path(path: str) -> str:
-    """Collapse doubled slashes and drop a trailing one: clients disagree on both."""
-    path = _SLASHES.sub("/", path)
-    return path[:-1] if len(path) > 1 and path.endswith("/") else path
 
 
 def session_token(headers: dict[str, str]) -> str | None:
@@ -66,11 +55,15 @@ def server_error_response(status: int) -> Response:
 
 
 class Emulator:
-    """ASGI callable dispatching to the routes of all API modules for one org."""
+    """ASGI callable dispatching to the routes of all API modules for one org.
 
-    def __init__(self, org: EmulatedOrg, routes: Iterable[Route]) -> None:
+    `subroutes` are the routes a composite subrequest may reach (through `Ctx.dispatch`).
+    """
+
+    def __init__(self, org: EmulatedOrg, routes: Iterable[Route], subroutes: Iterable[Route]) -> None:
         self.org = org
         self.routes = list(routes)
+        self.subroutes = list(subroutes)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -92,18 +85,13 @@ class Emulator:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
-        allowed: list[str] = []
-        for r in self.routes:
-            m = r.regex.match(path)
-            if m is None:
-                continue
-            if method in r.methods or (method == "HEAD" and "GET" in r.methods):
-                return r, {k: v for k, v in m.groupdict().items() if v is not None}
-            allowed.extend(r.methods)
-        if allowed:
-            raise method_not_allowed(method, sorted(set(allowed)))
-        raise not_found()
+    def subrequest(self, sub: Ctx) -> Response:
+        """Answer a composite subrequest in-process: no session check, count or fault of its own
+        (the composite call is the one API call), and no composite resource nested in another."""
+        found, sub.params = match(self.subroutes, sub.method, sub.path)
+        if not found.nestable:
+            raise SalesforceError(400, "INVALID_URL", "Composite resources cannot be nested")
+        return found.handler(sub)
 
     async def dispatch(self, request: Request) -> Response:
         org = self.org
@@ -113,7 +101,7 @@ class Emulator:
         route: Route | None = None
         session = None
         try:
-            route, params = self.match(method, path)
+            route, params = match(self.routes, method, path)
             is_api = route.kind in API_KINDS
             if route.auth:
                 token = session_token(headers)
@@ -124,7 +112,7 @@ class Emulator:
             if route.counted and org.limits.exhausted():
                 raise limit_exceeded()
             ctx = Ctx(org, method, path, params, parse_query_string(request.url.query), headers,
-                      await request.body(), session)
+                      await request.body(), self.subrequest, session)
             fault_status = org.faults.server_error() if is_api else None
             if fault_status is not None:
                 response = server_error_response(fault_status)
@@ -173,10 +161,8 @@ class Emulator:
 
 
 def create_app(org: EmulatedOrg) -> Emulator:
-    """The ASGI app for one org, with the routes of every API module."""
-    from sfemu import auth, bulk, bulk_ingest, control, rest, tooling
-
+    """The ASGI app for one org, with the routes of every API module; subrequests reach REST only."""
     routes: list[Route] = []
-    for module in (auth, tooling, rest, bulk, bulk_ingest, control):  # tooling first: it sees /query
+    for module in (auth, tooling, rest, bulk_query, bulk_ingest, control):  # tooling first: it sees /query
         routes.extend(module.ROUTES)
-    return Emulator(org, routes)
+    return Emulator(org, routes, rest.ROUTES)

@@ -2,8 +2,8 @@
 
 REST single records, sObject Collections, /composite, /composite/graph, /composite/tree and Bulk 2.0
 ingest all call `dml_engine(org)`. Rows arrive as an Arrow table of raw values (JSON scalars or CSV
-strings); conversion and validation run set-wise in DuckDB over a staged temp table (dml_save.py),
-automations plug in through `org.extensions["automations"]` (AutomationHooks), and one transaction
+strings); conversion and validation run set-wise in DuckDB over a staged temp table (save.py),
+automations plug in through `org.extensions["automations"]` (hooks.AutomationHooks), and one transaction
 writes the rows. Results come back per input row, in input order.
 
 Value conventions (per column, per row):
@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sfemu import dml_sql as q
 from sfemu import recyclebin
-from sfemu.automations import automations
 from sfemu.datagen import rollup_fields
-from sfemu.dml_save import ID, LIVE, SEQ, Save, collect_errors, errors_table
-from sfemu.dml_types import NULL_MARKER, AutomationHooks, DmlError, RowResult, SaveContext
+from sfemu.dml import sql as q
+from sfemu.dml.automations import automations
+from sfemu.dml.hooks import AutomationHooks, SaveContext
+from sfemu.dml.results import NULL_MARKER, ROLLED_BACK, DmlError, RowResult
+from sfemu.dml.save import ID, LIVE, SEQ, Save, collect_errors, errors_table
 from sfemu.errors import SalesforceError
 from sfemu.store import DELETED_AT, Store, quote
 
@@ -43,23 +44,7 @@ if TYPE_CHECKING:
     from sfemu.org import EmulatedOrg
     from sfemu.schema import Field, SObject
 
-__all__ = [
-    "NULL_MARKER",
-    "ROLLED_BACK",
-    "AutomationHooks",
-    "Dml",
-    "DmlAbort",
-    "DmlError",
-    "RowResult",
-    "SaveContext",
-    "dml_engine",
-]
-
 MAX_ATTEMPTS = 3
-ROLLED_BACK = DmlError(
-    "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-    "Record rolled back because not all records were valid and the request was using AllOrNone header",
-)
 ID_ERRORS = {
     "MISSING_ARGUMENT": "Id not specified in an {op} call",
     "MALFORMED_ID": "malformed id {v}",

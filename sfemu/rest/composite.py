@@ -1,6 +1,6 @@
 """Composite resources: sObject Collections, /composite, /composite/graph, /composite/tree, /composite/batch.
 
-Subrequests are dispatched through the REST route table in-process (never over HTTP), so the whole
+Subrequests are dispatched in-process through `ctx.dispatch` (never over HTTP), so the whole
 composite call counts as one API call, as on Salesforce. All-or-nothing groups (allOrNone, each
 graph, each tree) run in one DML transaction that an error rolls back.
 """
@@ -14,11 +14,12 @@ from urllib.parse import unquote, urlsplit
 
 from starlette.responses import Response
 
-from sfemu.dml import ROLLED_BACK, DmlAbort, DmlError, RowResult, dml_engine
+from sfemu.dml.engine import DmlAbort, dml_engine
+from sfemu.dml.results import ROLLED_BACK, DmlError, RowResult
 from sfemu.errors import SalesforceError
-from sfemu.rest_records import render_record
-from sfemu.rest_write import dml_options, json_table
-from sfemu.routing import DATA, Ctx, json_response, parse_query_string, route
+from sfemu.rest.records import render_record
+from sfemu.rest.write import dml_options, json_table
+from sfemu.routing import DATA, Ctx, json_response, normalise_path, parse_query_string, route
 
 if TYPE_CHECKING:
     from sfemu.schema import SObject
@@ -277,10 +278,7 @@ def _substitute(value: Any, refs: dict[str, Any]) -> Any:
 
 
 def _dispatch(ctx: Ctx, method: str, url: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict]:
-    """Run one subrequest through the REST routes in-process: (status, parsed body, headers)."""
-    from sfemu import rest
-    from sfemu.server import Emulator, normalise_path
-
+    """Run one subrequest in-process through the dispatcher: (status, parsed body, headers)."""
     parts = urlsplit(url.strip())
     path = normalise_path(unquote(parts.path))
     sub = Ctx(
@@ -291,16 +289,13 @@ def _dispatch(ctx: Ctx, method: str, url: str, body: Any, headers: dict[str, str
         parse_query_string(parts.query.replace(" ", "+")),
         {**ctx.headers, **{k.lower(): str(v) for k, v in headers.items()}},
         b"" if body is None else json.dumps(body).encode(),
+        ctx.dispatch,
         ctx.session,
     )
     try:
         if not path.startswith("/services/data/"):
             raise SalesforceError(400, "INVALID_URL", f"Invalid URL: {url}")
-        found, params = Emulator(ctx.org, rest.ROUTES).match(sub.method, path)
-        if found.pattern.startswith(DATA + "/composite"):
-            raise SalesforceError(400, "INVALID_URL", "Composite resources cannot be nested")
-        sub.params = params
-        response = found.handler(sub)
+        response = ctx.dispatch(sub)
     except SalesforceError as exc:
         return exc.status, exc.body(), dict(exc.headers)
     raw = getattr(response, "body", b"")
@@ -545,14 +540,14 @@ def tree(ctx: Ctx) -> Response:
 
 
 _COLL = DATA + r"/composite/sobjects"
-ROUTES = [
-    route("POST", _COLL, collection_create),
-    route("PATCH", _COLL, collection_update),
-    route("DELETE", _COLL, collection_delete),
-    route(("GET", "POST"), _COLL + r"/(?P<sobject>\w+)", collection_retrieve),
-    route("PATCH", _COLL + r"/(?P<sobject>\w+)/(?P<ext>\w+)", collection_upsert),
-    route("POST", DATA + r"/composite", composite),
-    route("POST", DATA + r"/composite/graph", graph),
-    route("POST", DATA + r"/composite/batch", batch),
-    route("POST", DATA + r"/composite/tree/(?P<sobject>\w+)", tree),
+ROUTES = [  # none of them may run as a subrequest of another
+    route("POST", _COLL, collection_create, nestable=False),
+    route("PATCH", _COLL, collection_update, nestable=False),
+    route("DELETE", _COLL, collection_delete, nestable=False),
+    route(("GET", "POST"), _COLL + r"/(?P<sobject>\w+)", collection_retrieve, nestable=False),
+    route("PATCH", _COLL + r"/(?P<sobject>\w+)/(?P<ext>\w+)", collection_upsert, nestable=False),
+    route("POST", DATA + r"/composite", composite, nestable=False),
+    route("POST", DATA + r"/composite/graph", graph, nestable=False),
+    route("POST", DATA + r"/composite/batch", batch, nestable=False),
+    route("POST", DATA + r"/composite/tree/(?P<sobject>\w+)", tree, nestable=False),
 ]

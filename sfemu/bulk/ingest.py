@@ -25,11 +25,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from starlette.responses import Response
 
-from sfemu.bulk_jobs import BulkJob, bulk_jobs, created_by, invalid_job, list_jobs, option
-from sfemu.dml import NULL_MARKER, RowResult, dml_engine
+from sfemu.bulk.ingest_csv import CsvError, Upload, parse, result_csv
+from sfemu.bulk.jobs import BulkJob, bulk_jobs, created_by, invalid_job, list_jobs, option
+from sfemu.dml.engine import dml_engine
+from sfemu.dml.results import NULL_MARKER, RowResult
 from sfemu.errors import SalesforceError, not_found
 from sfemu.ids import normalize
-from sfemu.ingest_csv import CsvError, Upload, parse, result_csv
 from sfemu.render import DELIMITERS, LINE_ENDINGS
 from sfemu.routing import DATA, Ctx, json_response, no_content, route
 from sfemu.store import DELETED_AT, quote

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from starlette.responses import Response
 
-from sfemu.dml import DmlError, RowResult, dml_engine
+from sfemu.dml.engine import dml_engine
+from sfemu.dml.results import DmlError, RowResult
 from sfemu.errors import SalesforceError, method_not_allowed, not_found
-from sfemu.rest_records import _ID, _ext_field, _ids_by_value, record_id, sobject
+from sfemu.rest.records import _ID, _ext_field, _ids_by_value, record_id, sobject
 from sfemu.routing import DATA, Ctx, json_response, no_content, route
 
 if TYPE_CHECKING:

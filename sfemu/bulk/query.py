@@ -3,7 +3,7 @@
 A job is created in state UploadComplete and runs its query on the first status or results call,
 so every client sees JobComplete on its first poll (clients otherwise sleep between polls). The
 rows live in a spool (see results.py) and are served as CSV pages behind opaque locators that stay
-valid for the job's life. The job model and registry are shared with ingest jobs (bulk_jobs.py).
+valid for the job's life. The job model and registry are shared with ingest jobs (jobs.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.responses import Response
 
-from sfemu.bulk_jobs import (
+from sfemu.bulk.jobs import (
     STATE_CODES,
     BulkJob,
     bulk_jobs,

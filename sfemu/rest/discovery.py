@@ -1,7 +1,5 @@
-"""The REST API (`/services/data`): versions, resources and describes here; queries, record reads
-and limits in the rest_* modules. `ROUTES` collects all of them for the server.
-
-Writes live in rest_write (single records) and composite (collections, composite, graph, tree).
+"""What a REST client reads before any record: API versions, the resource list, describes and
+sObject metadata. Describes honour If-Modified-Since, since clients (CumulusCI) cache on it.
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ from typing import Any
 
 from starlette.responses import Response
 
-from sfemu import composite, rest_limits, rest_query, rest_records, rest_write
 from sfemu.auth import identity_url
 from sfemu.describe import (
     describe_global,
@@ -20,6 +17,7 @@ from sfemu.describe import (
     not_modified_since,
     sobject_metadata,
 )
+from sfemu.rest.records import sobject
 from sfemu.routing import DATA, Ctx, json_response, route
 from sfemu.store import DELETED_AT, quote
 
@@ -69,13 +67,13 @@ def describe_all(ctx: Ctx) -> Response:
 
 
 def describe_one(ctx: Ctx) -> Response:
-    obj = rest_records.sobject(ctx)
+    obj = sobject(ctx)
     return _cached(ctx, lambda: describe_sobject(ctx.org.schema, obj, ctx.version))
 
 
 def metadata(ctx: Ctx) -> Response:
     """`GET /sobjects/X`: the describeGlobal entry plus a few most recently changed records."""
-    obj = rest_records.sobject(ctx)
+    obj = sobject(ctx)
     recent: list[dict] = []
     name = obj.name_field
     stamp = obj.field("SystemModstamp")
@@ -97,9 +95,4 @@ ROUTES = [
     route("GET", DATA + r"/sobjects", describe_all),
     route("GET", _SOBJECT, metadata),
     route("GET", _SOBJECT + r"/describe", describe_one),
-    *rest_query.ROUTES,
-    *rest_records.ROUTES,
-    *rest_limits.ROUTES,
-    *rest_write.ROUTES,
-    *composite.ROUTES,
 ]

@@ -1,4 +1,4 @@
-"""The Bulk API 2.0 job model shared by query jobs (bulk.py) and ingest jobs (bulk_ingest.py).
+"""The Bulk API 2.0 job model shared by query jobs (query.py) and ingest jobs (ingest.py).
 
 Both kinds live in one registry per org (`org.extensions["bulk2"]`) with one id sequence, as on
 Salesforce, where `GET /jobs/query` and `GET /jobs/ingest` list from the same store of jobs.

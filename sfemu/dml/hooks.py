@@ -1,45 +1,29 @@
-"""Result and hook types of the DML engine (see dml.py), kept apart so the engine's helpers can share them."""
+"""What automations see of a save and what they implement: the seam between the DML engine and them.
+
+The engine calls `AutomationHooks` around every save of a triggerable object; the hooks get a
+`SaveContext` whose `dml` is only the `Writer` protocol (the engine satisfies it), so automations
+can run further DML without importing the engine that calls them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from sfemu.dml.results import DmlError, RowResult
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
 
-    from sfemu.dml import Dml
     from sfemu.org import EmulatedOrg
     from sfemu.schema import SObject
 
-NULL_MARKER = "#N/A"  # Bulk CSV: "set this field to null"
 
+class Writer(Protocol):
+    """The DML an automation may run from after-save: it joins the save's transaction."""
 
-@dataclass
-class DmlError:
-    """One error of one row, as Salesforce reports it (statusCode, message, fields)."""
-
-    status_code: str
-    message: str
-    fields: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        """sObject Collections / tree shape: {"statusCode", "message", "fields"}."""
-        return {"statusCode": self.status_code, "message": self.message, "fields": list(self.fields)}
-
-    def to_rest(self) -> dict[str, Any]:
-        """REST error-array item shape: {"message", "errorCode", "fields"}."""
-        return {"message": self.message, "errorCode": self.status_code, "fields": list(self.fields)}
-
-
-@dataclass
-class RowResult:
-    """The outcome of one input row: the record id (when written), success, created (upsert/insert)."""
-
-    id: str | None
-    success: bool
-    created: bool = False
-    errors: list[DmlError] = field(default_factory=list)
+    def insert(self, obj: SObject, rows: pa.Table) -> list[RowResult]: ...
 
 
 @dataclass
@@ -53,7 +37,7 @@ class SaveContext:
     """
 
     org: EmulatedOrg
-    dml: Dml
+    dml: Writer
     obj: SObject
     op: str  # insert | update | delete | undelete
     staged: str

@@ -1,0 +1,65 @@
+"""Starting and stopping an emulator as a background process (`python -m sfemu serve`).
+
+Tests, benchmarks and demos drive a real server over real HTTPS, as a user would run it; the
+ready file tells them when the socket accepts connections and how to connect.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+READY_TIMEOUT = 900.0
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def start_emulator(state_dir: Path, port: int, scale: int, seed: int,
+                   extra: list[str] | None = None) -> tuple[subprocess.Popen, Path]:
+    """Launch `python -m sfemu serve` in the background; returns (process, ready file)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    ready = state_dir / "ready.json"
+    ready.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "sfemu", "serve", "--state-dir", str(state_dir),
+               "--port", str(port if port_free(port) else 0), "--scale", str(scale), "--seed", str(seed),
+               "--ready-file", str(ready), *(extra or [])]
+    with open(state_dir / "emulator.log", "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    return process, ready
+
+
+def wait_ready(process: subprocess.Popen, ready: Path, log: Path, timeout: float = READY_TIMEOUT) -> dict:
+    """The ready file's contents once the server accepts connections; raises if it dies first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
+            raise RuntimeError(f"the emulator exited with code {process.returncode}:\n{tail}")
+        if ready.exists():
+            try:
+                return json.loads(ready.read_text())
+            except json.JSONDecodeError:
+                pass  # caught mid-write
+        time.sleep(0.2)
+    raise RuntimeError(f"the emulator was not ready after {timeout:.0f} s (see {log})")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
