@@ -24,6 +24,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 DEFAULT_URL = "https://127.0.0.1:8443"
 DEFAULT_STATE_DIR = Path("var/emulator")
 ENV = "REPLICATOR_EMULATOR_"
+CHURN_KINDS = ("update", "insert", "delete", "undelete")  # the rate fields of churn.ChurnRates
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -130,6 +131,47 @@ def serve(host: str, port: int, state_dir: Path, scale: int, seed: int, counts: 
         pass
 
 
+@emulator.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--port", default=8443, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (a free one is used if it is taken).")
+@click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Where the org, TLS files and log live.")
+@click.option("--scale", default=2000, show_default=True, type=click.IntRange(1), help="Org size (records).")
+@click.option("--seed", default=42, show_default=True, type=int, help="Seed of the generated data.")
+@click.option("--org-type", type=click.Choice(["production", "sandbox"]), default="production",
+              show_default=True)
+@click.option("--reset-data", is_flag=True, help="Regenerate the org even if the state dir holds one.")
+def start(port: int, state_dir: Path, scale: int, seed: int, org_type: str, reset_data: bool) -> None:
+    """Serve an org in the background; print its connection facts as JSON once it is ready.
+
+    For scripts: `sfemu start` returns when clients can connect, `sfemu stop` ends the server.
+    """
+    from sfemu.launch import start_emulator, wait_ready
+
+    extra = ["--org-type", org_type, *(["--reset-data"] if reset_data else [])]
+    process, ready = start_emulator(state_dir, port, scale, seed, extra)
+    try:
+        info = wait_ready(process, ready, state_dir / "emulator.log")
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    _print(info)
+
+
+@emulator.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="The state dir given to `start`.")
+def stop(state_dir: Path) -> None:
+    """Stop the emulator that `sfemu start` left running in STATE_DIR."""
+    from sfemu.launch import stop_pid
+
+    ready = state_dir / "ready.json"
+    try:
+        pid = int(json.loads(ready.read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise click.ClickException(f"no running emulator recorded in {ready}") from None
+    click.echo(f"stopped emulator {pid}" if stop_pid(pid) else f"emulator {pid} was not running")
+
+
 # --- clients of a running emulator ---------------------------------------------------------------
 
 
@@ -204,15 +246,35 @@ def reset(url: str, ca: str | None, token: str | None, seed: int | None, scale: 
     _print(_control(url, ca, token).call("POST", "reset", body))
 
 
+def _rates(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for value in values:
+        kind, sep, number = value.partition("=")
+        try:
+            rate = float(number)
+        except ValueError:
+            rate = -1.0
+        if not sep or kind.strip() not in CHURN_KINDS or not 0.0 <= rate <= 1.0:
+            raise click.BadParameter(f"expected KIND=FRACTION with KIND one of {', '.join(CHURN_KINDS)} "
+                                     f"and FRACTION from 0 to 1, got {value!r}")
+        out[kind.strip()] = rate
+    return out
+
+
 @emulator.command(context_settings=CONTEXT_SETTINGS)
 @client_options
 @click.option("--days", default=1, show_default=True, type=click.IntRange(1), help="Simulated days.")
 @click.option("--seed", type=int, help="Seed of the simulated activity.")
-def churn(url: str, ca: str | None, token: str | None, days: int, seed: int | None) -> None:
+@click.option("--rate", "rates", multiple=True, callback=_rates, metavar="KIND=FRACTION",
+              help="Share of records per kind of change and day (update, insert, delete, undelete).")
+def churn(url: str, ca: str | None, token: str | None, days: int, seed: int | None,
+          rates: dict[str, float]) -> None:
     """Simulate days of user activity (inserts, updates, deletes) on the org."""
     body: dict[str, Any] = {"days": days}
     if seed is not None:
         body["seed"] = seed
+    if rates:
+        body["rates"] = rates
     _print(_control(url, ca, token).call("POST", "churn", body))
 
 

@@ -6,7 +6,10 @@ ready file tells them when the socket accepts connections and how to connect.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -54,6 +57,28 @@ def wait_ready(process: subprocess.Popen, ready: Path, log: Path, timeout: float
                 pass  # caught mid-write
         time.sleep(0.2)
     raise RuntimeError(f"the emulator was not ready after {timeout:.0f} s (see {log})")
+
+
+def stop_pid(pid: int, timeout: float = 30.0) -> bool:
+    """Stop a detached emulator by its pid (from its ready file): SIGTERM, then SIGKILL after `timeout`.
+
+    Returns False when no such process was running. Used by `sfemu stop`, so a script that started an
+    emulator with `sfemu start` can end it without holding a process handle.
+    """
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return True
 
 
 def stop(process: subprocess.Popen) -> None:
