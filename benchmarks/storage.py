@@ -103,12 +103,12 @@ def stage_daily(path: Path, records: int, day: int, churn: float) -> None:
 
 def apply_run(store: SnapshotStore, staging: Path, plan: ObjectPlan, items: int) -> tuple[float, float]:
     """Drive one run; returns the seconds of apply (the transaction) and of the checkpoint after it."""
-    run_id = store.begin_run("bench", "synthetic", "backup", False)
+    run_id = store.ledger.begin_run("bench", "synthetic", "backup", False)
     start = time.perf_counter()
-    store.apply(run_id, staging, [plan], [Section("Account", "ok", items=items, method="bulk")],
-                checkpoint=False)
+    store.versions.apply(run_id, staging, [plan], [Section("Account", "ok", items=items, method="bulk")],
+                         checkpoint=False)
     applied = time.perf_counter()
-    store.checkpoint()
+    store.versions.checkpoint()
     return applied - start, time.perf_counter() - applied
 
 

@@ -48,31 +48,15 @@ class ExportResult:
     rows: dict[str, int] = field(default_factory=dict)
 
 
-def _objects(store: SnapshotStore, wanted: Sequence[str] | None) -> list[str]:
-    known = store.objects()
-    if not wanted:
-        return known
-    by_lower = {o.lower(): o for o in known}
-    missing = [o for o in wanted if o.lower() not in by_lower]
-    if missing:
-        raise ValueError(f"not in the backup: {', '.join(missing)} (objects: {', '.join(known) or 'none'})")
-    return [by_lower[o.lower()] for o in wanted]
-
-
 def _ledgered(store: SnapshotStore, kind: str, out: Path, objects: list[str], run_id: int,
               work, *, fmt: str | None = None, dialect: str | None = None,
               from_run: int | None = None) -> ExportResult:
     """Run `work(result)` between a 'running' and a final ledger row."""
     out.mkdir(parents=True, exist_ok=True)
-    export_id = store.begin_export(kind, fmt=fmt, dialect=dialect, run_id=run_id, from_run=from_run,
-                                   objects=objects, destination=str(out.resolve()))
-    result = ExportResult(export_id, out, run_id)
-    try:
+    with store.exports.recording(kind, fmt=fmt, dialect=dialect, run_id=run_id, from_run=from_run,
+                                 objects=objects, destination=str(out.resolve())) as record:
+        result = ExportResult(record.export_id, out, run_id, rows=record.rows)
         work(result)
-    except BaseException as exc:
-        store.finish_export(export_id, "failed", sum(result.rows.values()), str(exc) or type(exc).__name__)
-        raise
-    store.finish_export(export_id, "completed", sum(result.rows.values()))
     return result
 
 
@@ -85,7 +69,7 @@ def export(store: SnapshotStore, out: Path, *, run: int | str = "last", fmt: str
     if fmt == "sql" and dialect not in DIALECTS:
         raise ValueError(f"--format sql needs --dialect ({', '.join(DIALECTS)})")
     run_id = resolve_run(store, run)
-    names = _objects(store, objects)
+    names = store.exports.resolve(store.reads.objects(), objects)
 
     def work(result: ExportResult) -> None:
         for obj in names:
@@ -139,7 +123,7 @@ def diff_files(store: SnapshotStore, out: Path, from_run: int | str, to_run: int
                objects: Sequence[str] | None = None) -> ExportResult:
     """<Object>_added/_changed/_removed.csv between two runs (history.diff), one set per object."""
     run_a, run_b = resolve_run(store, from_run), resolve_run(store, to_run)
-    names = _objects(store, objects)
+    names = store.exports.resolve(store.reads.objects(), objects)
 
     def work(result: ExportResult) -> None:
         for obj in names:

@@ -45,6 +45,7 @@ from replicator.sinks.sql_types import (
 )
 from replicator.sources.snapshot import attach_blobs, object_types, read_as_of, resolve_run
 from replicator.store.blobs import BlobStore
+from replicator.store.repository import Repository
 from replicator.store.snapshot import SnapshotStore
 from replicator.store.types import ColumnType
 
@@ -358,10 +359,7 @@ def export_to_endpoint(config: Config, endpoint_name: str, run: int | str = "las
     endpoint = config.endpoint(endpoint_name)
     endpoint.password.reveal()  # an unset variable fails before anything else happens
     if store is None:
-        path = config.storage.path / "snapshot.duckdb"
-        if not path.exists():
-            raise EndpointError(f"no backups yet: {path} does not exist (run `replicator backup run`)")
-        with SnapshotStore(path) as opened:
+        with Repository(config.storage.path).open_write("export") as opened:
             return _export(opened, endpoint, run, objects, blobs)
     return _export(store, endpoint, run, objects, blobs)
 
@@ -372,18 +370,10 @@ def _export(store: SnapshotStore, endpoint: EndpointSettings, run: int | str, ob
         run_id = resolve_run(store, run)
     except ValueError as exc:
         raise EndpointError(str(exc)) from None
-    known = store.objects()
-    unknown = sorted(set(objects or ()) - set(known))
-    if unknown:
-        raise EndpointError(f"not in the store: {', '.join(unknown)}")
-    names = list(objects) if objects else known
-    export_id = store.begin_export("endpoint", fmt=endpoint.kind, dialect=endpoint.kind, run_id=run_id,
-                                   from_run=None, objects=names,
-                                   destination=f"{endpoint.name} {_target(endpoint)}")
-    try:
+    names = store.exports.resolve(store.reads.objects(), objects)
+    with store.exports.recording("endpoint", fmt=endpoint.kind, dialect=endpoint.kind, run_id=run_id,
+                                 from_run=None, objects=names,
+                                 destination=f"{endpoint.name} {_target(endpoint)}") as record:
         report = load_endpoint(store, endpoint, run_id, names, blobs)
-    except BaseException as exc:
-        store.finish_export(export_id, "failed", 0, str(exc) or type(exc).__name__)
-        raise
-    store.finish_export(export_id, "completed", report.rows)
+        record.rows.update({t.object: t.rows for t in report.tables})
     return report
