@@ -88,7 +88,7 @@ def pick_job(config: Config, name: str | None) -> JobSettings:
     if name is None:
         if len(config.jobs) != 1:
             names = ", ".join(sorted(config.jobs)) or "none"
-            raise ConfigError(config.path, "jobs", f"name the job with --job (jobs: {names})")
+            raise ConfigError(config.path, "jobs", f"name the job to run (jobs: {names})")
         return next(iter(config.jobs.values()))
     if name not in config.jobs:
         names = ", ".join(sorted(config.jobs)) or "none"
@@ -452,7 +452,7 @@ def _mark_api_cap(sections: list[Any]) -> bool:
 
 
 def reconcile(store: Any, plans: list[ObjectPlan], staging: Path, reporter: Reporter) -> dict[str, int]:
-    """--full: ids the store holds as current but the org no longer has become "<Object>__deleted" rows.
+    """A full run: ids the store holds as current but the org no longer has become "<Object>__deleted" rows.
 
     A full run reads every record of each object with queryAll (live and recycle bin), so a
     current id that the complete read did not return was purged from the org: a deletion no

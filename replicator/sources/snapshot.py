@@ -15,7 +15,6 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from replicator.store.blobs import BlobStore
-from replicator.store.schema import as_of_select, quote
 from replicator.store.snapshot import SnapshotStore
 from replicator.store.types import ColumnType
 
@@ -34,7 +33,7 @@ def resolve_run(store: SnapshotStore, run: int | str) -> int:
     """A run id from `last` (the newest run that committed versions) or a number; checks it exists."""
     if isinstance(run, str) and run != "last":
         if not run.isdigit():
-            raise ValueError(f"--run takes 'last' or a run number, not {run!r}")
+            raise ValueError(f"a run is 'last' or a run number, not {run!r}")
         run = int(run)
     if run == "last":
         applied = [r["run_id"] for r in store.ledger.runs() if r["status"] in APPLIED]
@@ -54,12 +53,7 @@ def object_types(store: SnapshotStore, obj: str) -> list[ColumnType]:
     """
     columns = store.reads.column_types(obj)
     described = store.reads.field_types(obj)
-    texts = [name for name, t in columns.items() if t == "VARCHAR"]
-    longest: dict[str, int] = {}
-    if texts:
-        row = store.reads.read("SELECT " + ", ".join(f"max(length({quote(n)}))" for n in texts)
-                               + f" FROM hist.{quote(obj)}").to_pylist()[0]
-        longest = {n: v or 0 for n, v in zip(texts, row.values(), strict=True)}
+    longest = store.reads.longest_text(obj, [name for name, t in columns.items() if t == "VARCHAR"])
     types = []
     for name, sql_type in columns.items():
         info = described.get(name, {})
@@ -83,8 +77,7 @@ def object_types(store: SnapshotStore, obj: str) -> list[ColumnType]:
 def read_as_of(store: SnapshotStore, obj: str, run_id: int, *,
                batch_rows: int = BATCH_ROWS) -> pa.RecordBatchReader:
     """The records of `obj` as of run `run_id` (not deleted), ordered by Id, as streamed Arrow batches."""
-    ts = store.reads.as_of_ts(run_id)
-    return store.reads.stream(as_of_select(obj, "$1") + ' ORDER BY "Id"', [ts], batch_rows)
+    return store.reads.as_of(obj, run_id, batch_rows)
 
 
 def attach_blobs(reader: pa.RecordBatchReader, types: list[ColumnType],

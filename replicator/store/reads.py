@@ -45,6 +45,18 @@ class Reads:
             "AND schema_name = 'hist' AND table_name = ? AND NOT list_contains(?, column_name) "
             "ORDER BY column_index", [obj, list(META_COLUMNS)]).fetchall())
 
+    def longest_text(self, obj: str, columns: list[str]) -> dict[str, int]:
+        """The longest value any version holds, per text column (0 when all are NULL)."""
+        if not columns:
+            return {}
+        row = self.read("SELECT " + ", ".join(f"max(length({quote(n)}))" for n in columns)
+                        + f" FROM hist.{quote(obj)}").to_pylist()[0]
+        return {n: v or 0 for n, v in zip(columns, row.values(), strict=True)}
+
+    def as_of(self, obj: str, as_of: int | datetime, batch_rows: int = 10_000) -> pa.RecordBatchReader:
+        """The records of `obj` as of a run or instant (not deleted), ordered by Id, as Arrow batches."""
+        return self.stream(as_of_select(obj, "$1") + ' ORDER BY "Id"', [self.as_of_ts(as_of)], batch_rows)
+
     def cursor(self, obj: str) -> datetime | None:
         """Largest cursor-field value among committed versions (tombstones included); None if none."""
         row = self.db.execute("SELECT cursor_field FROM main.tracked_objects WHERE object = ?",
