@@ -6,7 +6,7 @@ up, `partial` when less, when the API cap stopped the run, or when the same obje
 in a row; `failed` when nothing could be backed up; `disabled` when the org's credentials no longer
 work. Everything it calls is a source or a sink; this file only sequences them.
 
-The "nothing changed" fast path (replicator/probe.py): before extracting, a run asks the org in a
+The "nothing changed" fast path (replicator/backup/probe.py): before extracting, a run asks the org in a
 few /composite calls which objects changed since the previous run's watermarks and whether the
 cached plan still holds; only changed objects are extracted and counted. An org of 50 unchanged
 objects costs 5 API calls.
