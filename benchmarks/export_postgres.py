@@ -41,8 +41,8 @@ def build_store(root: Path, records: int) -> tuple[SnapshotStore, int]:
     stage_initial(staging, records)
     store = SnapshotStore(root / "snapshot.duckdb")
     plan = account_plan()
-    run_id = store.begin_run("bench", "bench", "backup", False)
-    store.apply(run_id, staging, [plan], [Section("Account", "ok")])
+    run_id = store.ledger.begin_run("bench", "bench", "backup", False)
+    store.versions.apply(run_id, staging, [plan], [Section("Account", "ok")])
     staging.unlink()
     return store, run_id
 
@@ -93,7 +93,7 @@ def main() -> None:
             for n in range(args.rounds):
                 copy_s = min(copy_s, time_copy(server, store, run_id, csv_path, f"copy_{n}"))
                 endpoint_s = min(endpoint_s, time_endpoint(server, store, run_id, f"endpoint_{n}"))
-            rows = store.current_counts()["Account"]
+            rows = store.reads.current_counts()["Account"]
         finally:
             store.close()
     rate, copy_rate = rows / endpoint_s, rows / copy_s

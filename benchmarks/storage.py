@@ -103,12 +103,12 @@ def stage_daily(path: Path, records: int, day: int, churn: float) -> None:
 
 def apply_run(store: SnapshotStore, staging: Path, plan: ObjectPlan, items: int) -> tuple[float, float]:
     """Drive one run; returns the seconds of apply (the transaction) and of the checkpoint after it."""
-    run_id = store.begin_run("bench", "synthetic", "backup", False)
+    run_id = store.ledger.begin_run("bench", "synthetic", "backup", False)
     start = time.perf_counter()
-    store.apply(run_id, staging, [plan], [Section("Account", "ok", items=items, method="bulk")],
-                checkpoint=False)
+    store.versions.apply(run_id, staging, [plan], [Section("Account", "ok", items=items, method="bulk")],
+                         checkpoint=False)
     applied = time.perf_counter()
-    store.checkpoint()
+    store.versions.checkpoint()
     return applied - start, time.perf_counter() - applied
 
 
@@ -124,7 +124,7 @@ def build_store(root: Path, records: int, runs: int,
     stage_initial(staging, records)
     initial = sum(apply_run(store, staging, plan, records))
     staging.unlink()
-    full_size = store.path.stat().st_size
+    full_size = store.db.path.stat().st_size
     daily = []
     for day in range(1, runs + 1):
         staging = root / f"staging{day}.duckdb"
@@ -149,7 +149,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-storage-") as tmp:
         store, initial, daily, full_size = build_store(Path(tmp), args.records, args.runs, args.churn)
-        size = store.path.stat().st_size
+        size = store.db.path.stat().st_size
         store.close()
     mb = 1024 * 1024
     print(f"storage runs={args.runs} records={args.records} churn={args.churn} size_mb={size / mb:.1f} "

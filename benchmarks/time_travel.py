@@ -43,23 +43,26 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-tt-") as tmp:
         store = build_store(Path(tmp), args.records, args.runs, args.churn)[0]
-        last = store.runs()[-1]["run_id"]
+        last = store.ledger.runs()[-1]["run_id"]
         runs = [max(1, last * k // 4) for k in (1, 2, 3, 4)]
-        rows = store.sql(f'SELECT count(*) AS n FROM "Account_as_of"({last})').column("n")[0].as_py()
+        rows = store.reads.sql(f'SELECT count(*) AS n FROM "Account_as_of"({last})').column("n")[0].as_py()
         assert rows >= args.records, rows
         as_of = statistics.median(
-            timed(lambda r=r: store.sql(f'SELECT * FROM "Account_as_of"({r})'), args.reps) for r in runs)
+            timed(lambda r=r: store.reads.sql(f'SELECT * FROM "Account_as_of"({r})'), args.reps)
+            for r in runs)
         as_of_cpu = statistics.median(
-            timed(lambda r=r: store.sql(f'SELECT * FROM "Account_as_of"({r})'), args.reps, time.process_time)
+            timed(lambda r=r: store.reads.sql(f'SELECT * FROM "Account_as_of"({r})'), args.reps,
+                  time.process_time)
             for r in runs)
         count = statistics.median(
-            timed(lambda r=r: store.sql(f'SELECT count(*) FROM "Account_as_of"({r})'), args.reps)
+            timed(lambda r=r: store.reads.sql(f'SELECT count(*) FROM "Account_as_of"({r})'), args.reps)
             for r in runs)
-        ids = store.read('SELECT "Id" FROM hist."Account" GROUP BY "Id" HAVING count(*) > 1 LIMIT 5'
-                         ).column("Id")
+        ids = store.reads.read('SELECT "Id" FROM hist."Account" GROUP BY "Id" HAVING count(*) > 1 LIMIT 5'
+                               ).column("Id")
         ids = [*ids.to_pylist(), "001Dn0000000007AAA", "001Dn0000500000AAA", "001Dn0000999999AAA"]
         history = statistics.median(
-            timed(lambda i=i: store.read('SELECT * FROM "Account_history"(?)', [i]), args.reps) for i in ids)
+            timed(lambda i=i: store.reads.read('SELECT * FROM "Account_history"(?)', [i]), args.reps)
+            for i in ids)
         store.close()
     print(f"time_travel records={args.records} versions={args.runs} as_of_s={as_of:.3f} "
           f"history_ms={history * 1000:.1f} as_of_cpu_s={as_of_cpu:.3f} as_of_count_ms={count * 1000:.1f} "

@@ -182,12 +182,13 @@ def main() -> None:
 
 def _store(cfg: Config) -> Any:
     """The snapshot store, read-only; a clear error before the first backup."""
-    from replicator.store.snapshot import SnapshotStore
+    from replicator.errors import NotFound
+    from replicator.store.repository import Repository
 
-    path = cfg.storage.path / "snapshot.duckdb"
-    if not path.exists():
-        raise click.ClickException(f"no backups yet: {path} does not exist (run `replicator backup run`)")
-    return SnapshotStore(path, read_only=True)
+    try:
+        return Repository(cfg.storage.path).open_read()
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -241,7 +242,7 @@ def runs(ctx: click.Context, as_json: bool) -> None:
     """List backup runs (newest first); `runs show N` for one run's objects."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = [_jsonable(r) for r in _store(_load(ctx, as_json)).runs()]
+    rows = [_jsonable(r) for r in _store(_load(ctx, as_json)).ledger.runs()]
     rows.sort(key=lambda r: r["run_id"], reverse=True)
     if as_json:
         _emit(rows)
@@ -263,10 +264,10 @@ def runs(ctx: click.Context, as_json: bool) -> None:
 def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> None:
     """One run: its status and, per object, what was backed up and what failed."""
     store = _store(_load(ctx, as_json))
-    run = store.run(run_id)
+    run = store.ledger.run(run_id)
     if run is None:
         raise click.ClickException(f"no run {run_id}")
-    sections = [_jsonable(s) for s in store.sections(run_id)]
+    sections = [_jsonable(s) for s in store.ledger.sections(run_id)]
     if as_json:
         _emit({"run": _jsonable(run), "sections": sections})
         return
@@ -322,7 +323,7 @@ def sql(ctx: click.Context, query: str, as_of: str | None, as_json: bool, as_csv
         except ValueError:
             raise click.BadParameter("a run number or an ISO timestamp", param_hint="--as-of") from None
     try:
-        table = store.sql(query, moment)
+        table = store.reads.sql(query, moment)
     except Exception as exc:  # the analyst's SQL: show DuckDB's message, not a traceback
         raise click.ClickException(str(exc)) from None
     _print_table(table, as_json, as_csv)
@@ -338,8 +339,8 @@ def history(ctx: click.Context, object_name: str, record_id: str, as_json: bool)
     from replicator.history import record_history
 
     store = _store(_load(ctx, as_json))
-    if object_name not in store.objects():
-        known = ", ".join(store.objects())
+    if object_name not in store.reads.objects():
+        known = ", ".join(store.reads.objects())
         raise click.ClickException(f"{object_name} is not in the backup (objects: {known})")
     versions = record_history(store, object_name, record_id)
     if not versions:
@@ -367,17 +368,46 @@ def demo(state_dir: Path, scale: int, seed: int) -> None:
     run_demo(state_dir=state_dir, scale=scale, seed=seed)
 
 
+# --- Verifying the store (a thin shell over replicator.check) --------------------------------------
+
+
+@cli.command("check", context_settings=CONTEXT_SETTINGS)
+@click.option("--read-blobs", is_flag=True, help="Also decrypt every referenced file body and verify it.")
+@json_option
+@click.pass_context
+def check_cmd(ctx: click.Context, read_blobs: bool, as_json: bool) -> None:
+    """Verify the store: versions, runs, file bodies, ledgers, run folders. Exit code 1 on problems."""
+    from replicator.check import CheckRequest, check
+    from replicator.errors import ReplicatorError
+
+    cfg = _load(ctx, as_json)
+    try:
+        result = check(cfg, CheckRequest(read_blobs=read_blobs))
+    except ReplicatorError as exc:
+        if as_json:
+            _emit({"ok": False, "error": exc.to_json()})
+            ctx.exit(exc.exit_code)
+        raise click.ClickException(exc.message) from None
+    if as_json:
+        _emit(result.to_json())
+    else:
+        click.echo(result.text())
+    ctx.exit(result.exit_code)
+
+
 # --- Exports and change files (thin shells over replicator.export) ------------------------------
 
 
-def _writable_store(cfg: Config) -> Any:
-    """The snapshot store opened for writing: exports are recorded in its ledger (main.exports)."""
-    from replicator.store.snapshot import SnapshotStore
+def _writable_store(cfg: Config, what: str) -> Any:
+    """The snapshot store opened for writing (holding the writer lock): exports are recorded in its
+    ledger (main.exports)."""
+    from replicator.errors import Locked, NotFound
+    from replicator.store.repository import Repository
 
-    path = cfg.storage.path / "snapshot.duckdb"
-    if not path.exists():
-        raise click.ClickException(f"no backups yet: {path} does not exist (run `replicator backup run`)")
-    return SnapshotStore(path)
+    try:
+        return Repository(cfg.storage.path).open_write(what)
+    except (Locked, NotFound) as exc:
+        raise click.ClickException(exc.message) from None
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -417,19 +447,19 @@ def export_cmd(ctx: click.Context, run: str, fmt: str, dialect: str | None, obje
     """Export the backup as of a run to CSV or SQL files, one file per object, or into an endpoint
     database (see README "Exports")."""
     from replicator.export import export
-    from replicator.store.blobs import BlobStore
+    from replicator.store.repository import Repository
 
     cfg = _load(ctx, as_json)
     if (out is None) == (endpoint is None):
         raise click.UsageError("give either --out DIR or --endpoint NAME")
     if fmt == "sql" and dialect is None and endpoint is None:
         raise click.BadParameter("--format sql needs a dialect", param_hint="--dialect")
-    blobs = BlobStore.for_storage(cfg.storage.path, cfg.storage.blob_key_env) if include_attachments else None
+    blobs = Repository(cfg.storage.path).blobs(cfg.storage.blob_key_env) if include_attachments else None
     if endpoint is not None:
         _export_endpoint(cfg, endpoint, run, _names(objects), blobs, as_json)
         return
     assert out is not None
-    with _writable_store(cfg) as store:
+    with _writable_store(cfg, "export") as store:
         try:
             result = export(store, out, run=run, fmt=fmt, dialect=dialect, objects=_names(objects),
                             blobs=blobs)
@@ -452,7 +482,7 @@ def diff_cmd(ctx: click.Context, from_run: str, to_run: str, objects: str | None
     from replicator.export import diff_files
 
     cfg = _load(ctx, as_json)
-    with _writable_store(cfg) as store:
+    with _writable_store(cfg, "diff") as store:
         try:
             result = diff_files(store, out, from_run, to_run, objects=_names(objects))
         except ValueError as exc:
@@ -466,7 +496,7 @@ def _export_endpoint(cfg: Config, name: str, run: str, objects: list[str] | None
     from replicator.export import EndpointError, export_to_endpoint
 
     try:
-        with _writable_store(cfg) as store:
+        with _writable_store(cfg, "export") as store:
             report = export_to_endpoint(cfg, name, run, objects, blobs=blobs, store=store)
     except (EndpointError, ConfigError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -494,7 +524,7 @@ def _report_export(result: Any, as_json: bool) -> None:
 @click.pass_context
 def exports_cmd(ctx: click.Context, obj: str | None, as_json: bool) -> None:
     """The exports ledger: every export and change-file download, what, when and where."""
-    rows = [_jsonable(r) for r in _store(_load(ctx, as_json)).exports(obj)]
+    rows = [_jsonable(r) for r in _store(_load(ctx, as_json)).exports.entries(obj)]
     if as_json:
         _emit(rows)
         return

@@ -73,7 +73,7 @@ def run_demo(state_dir: Path, scale: int, seed: int) -> None:
         console.rule("[bold]3. Second backup (incremental)")
         _backup(console, config)
         console.rule("[bold]4. Time travel")
-        _time_travel(console, config.storage.path / "snapshot.duckdb")
+        _time_travel(console, config.storage.path)
     finally:
         stop(process)
 
@@ -85,15 +85,15 @@ def _backup(console: Console, config: Any) -> None:
                   f"({result.api_calls} API calls, {result.seconds:.1f} s)")
 
 
-def _time_travel(console: Console, path: Path) -> None:
+def _time_travel(console: Console, storage: Path) -> None:
     from replicator.history import record_history
-    from replicator.store.snapshot import SnapshotStore
+    from replicator.store.repository import Repository
 
-    store = SnapshotStore(path, read_only=True)
-    changed = store.sql(
+    store = Repository(storage).open_read()
+    changed = store.reads.sql(
         f'SELECT a."Id" FROM "{DEMO_OBJECT}_as_of"(1) a JOIN "{DEMO_OBJECT}_as_of"(2) b USING ("Id") '
         f'WHERE a."SystemModstamp" <> b."SystemModstamp" ORDER BY a."Id" LIMIT 1', None)
-    gone = store.sql(
+    gone = store.reads.sql(
         f'SELECT "Id" FROM "{DEMO_OBJECT}_as_of"(1) WHERE "Id" NOT IN '
         f'(SELECT "Id" FROM "{DEMO_OBJECT}_as_of"(2)) ORDER BY "Id" LIMIT 1', None)
     for title, table in (("changed", changed), ("deleted", gone)):
@@ -108,8 +108,8 @@ def _time_travel(console: Console, path: Path) -> None:
         select = ", ".join(f'"{c}"' for c in columns)
         query = f"SELECT {select}, _run_id, _deleted FROM \"{DEMO_OBJECT}_history\"(?) ORDER BY _valid_from"
         console.print(f"[bold]A {title} {DEMO_OBJECT}[/] ({record_id}): {query}")
-        _show(console, store.read(query, [record_id]))
-    console.print(f"Query it yourself: .venv/bin/replicator --config {path.parent.parent / 'config.toml'} "
+        _show(console, store.reads.read(query, [record_id]))
+    console.print(f"Query it yourself: .venv/bin/replicator --config {storage.parent / 'config.toml'} "
                   f"sql 'SELECT count(*) FROM {DEMO_OBJECT}' --as-of 1")
 
 

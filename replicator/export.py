@@ -33,6 +33,7 @@ from replicator.sinks.sql.registry import DIALECTS
 from replicator.sinks.sql.script import write_script
 from replicator.sources.snapshot import attach_blobs, object_types, read_as_of, resolve_run
 from replicator.store.blobs import BlobStore
+from replicator.store.repository import Repository
 from replicator.store.snapshot import SnapshotStore
 from replicator.store.types import ColumnType
 
@@ -76,31 +77,15 @@ class ExportFormat:
     needs_dialect: bool = False
 
 
-def _objects(store: SnapshotStore, wanted: Sequence[str] | None) -> list[str]:
-    known = store.objects()
-    if not wanted:
-        return known
-    by_lower = {o.lower(): o for o in known}
-    missing = [o for o in wanted if o.lower() not in by_lower]
-    if missing:
-        raise ValueError(f"not in the backup: {', '.join(missing)} (objects: {', '.join(known) or 'none'})")
-    return [by_lower[o.lower()] for o in wanted]
-
-
 def _ledgered(store: SnapshotStore, kind: str, out: Path, objects: list[str], run_id: int,
               work, *, fmt: str | None = None, dialect: str | None = None,
               from_run: int | None = None) -> ExportResult:
     """Run `work(result)` between a 'running' and a final ledger row."""
     out.mkdir(parents=True, exist_ok=True)
-    export_id = store.begin_export(kind, fmt=fmt, dialect=dialect, run_id=run_id, from_run=from_run,
-                                   objects=objects, destination=str(out.resolve()))
-    result = ExportResult(export_id, out, run_id)
-    try:
+    with store.exports.recording(kind, fmt=fmt, dialect=dialect, run_id=run_id, from_run=from_run,
+                                 objects=objects, destination=str(out.resolve())) as record:
+        result = ExportResult(record.export_id, out, run_id, rows=record.rows)
         work(result)
-    except BaseException as exc:
-        store.finish_export(export_id, "failed", sum(result.rows.values()), str(exc) or type(exc).__name__)
-        raise
-    store.finish_export(export_id, "completed", sum(result.rows.values()))
     return result
 
 
@@ -133,7 +118,7 @@ def export(store: SnapshotStore, out: Path, *, run: int | str = "last", fmt: str
     if form.needs_dialect and dialect not in DIALECTS:
         raise ValueError(f"the {fmt} format needs a SQL dialect (one of {', '.join(DIALECTS)})")
     run_id = resolve_run(store, run)
-    names = _objects(store, objects)
+    names = store.exports.resolve(store.reads.objects(), objects)
 
     def work(result: ExportResult) -> None:
         for obj in names:
@@ -180,7 +165,7 @@ def diff_files(store: SnapshotStore, out: Path, from_run: int | str, to_run: int
                objects: Sequence[str] | None = None) -> ExportResult:
     """<Object>_added/_changed/_removed.csv between two runs (history.diff), one set per object."""
     run_a, run_b = resolve_run(store, from_run), resolve_run(store, to_run)
-    names = _objects(store, objects)
+    names = store.exports.resolve(store.reads.objects(), objects)
 
     def work(result: ExportResult) -> None:
         for obj in names:
@@ -232,10 +217,7 @@ def export_to_endpoint(config: Config, endpoint_name: str, run: int | str = "las
     endpoint = config.endpoint(endpoint_name)
     endpoint.password.reveal()  # an unset variable fails before anything else happens
     if store is None:
-        path = config.storage.path / "snapshot.duckdb"
-        if not path.exists():
-            raise EndpointError(f"no backups yet: {path} does not exist (run `replicator backup run`)")
-        with SnapshotStore(path) as opened:
+        with Repository(config.storage.path).open_write("export") as opened:
             return _export_endpoint(opened, endpoint, run, objects, blobs)
     return _export_endpoint(store, endpoint, run, objects, blobs)
 
@@ -246,18 +228,10 @@ def _export_endpoint(store: SnapshotStore, endpoint: EndpointSettings, run: int 
         run_id = resolve_run(store, run)
     except ValueError as exc:
         raise EndpointError(str(exc)) from None
-    known = store.objects()
-    unknown = sorted(set(objects or ()) - set(known))
-    if unknown:
-        raise EndpointError(f"not in the store: {', '.join(unknown)}")
-    names = list(objects) if objects else known
-    export_id = store.begin_export("endpoint", fmt=endpoint.kind, dialect=endpoint.kind, run_id=run_id,
-                                   from_run=None, objects=names,
-                                   destination=f"{endpoint.name} {target(endpoint)}")
-    try:
+    names = store.exports.resolve(store.reads.objects(), objects)
+    with store.exports.recording("endpoint", fmt=endpoint.kind, dialect=endpoint.kind, run_id=run_id,
+                                 from_run=None, objects=names,
+                                 destination=f"{endpoint.name} {target(endpoint)}") as record:
         report = load_endpoint(store, endpoint, run_id, names, blobs)
-    except BaseException as exc:
-        store.finish_export(export_id, "failed", 0, str(exc) or type(exc).__name__)
-        raise
-    store.finish_export(export_id, "completed", report.rows)
+        record.rows.update({t.object: t.rows for t in report.tables})
     return report

@@ -53,7 +53,7 @@ class Alert:
 
 def record_history(store: SnapshotStore, obj: str, record_id: str) -> list[Version]:
     """Every version of one record, oldest first, tombstones included, with the fields each changed."""
-    rows = store.read(f"SELECT * FROM main.{quote(obj + '_history')}(?)", [record_id]).to_pylist()
+    rows = store.reads.read(f"SELECT * FROM main.{quote(obj + '_history')}(?)", [record_id]).to_pylist()
     versions: list[Version] = []
     previous: dict[str, Any] | None = None
     for row in rows:
@@ -75,16 +75,16 @@ def diff(store: SnapshotStore, obj: str, run_a: int | datetime, run_b: int | dat
     "Changed" means a different version (Salesforce changed the record between the two runs), so a
     record touched without a visible field change is listed with only system fields changed.
     """
-    params = [store.as_of_ts(run_a), store.as_of_ts(run_b)]
+    params = [store.reads.as_of_ts(run_a), store.reads.as_of_ts(run_b)]
     a, b = as_of_select(obj, "$1", meta=True), as_of_select(obj, "$2", meta=True)
     meta = excluded_meta()
-    added = store.read(f'SELECT b.* EXCLUDE ({meta}) FROM ({b}) b ANTI JOIN ({a}) a ON a."Id" = b."Id" '
-                       'ORDER BY b."Id"', params)
-    removed = store.read(f'SELECT a.* EXCLUDE ({meta}) FROM ({a}) a ANTI JOIN ({b}) b ON a."Id" = b."Id" '
-                         'ORDER BY a."Id"', params)
+    added = store.reads.read(f'SELECT b.* EXCLUDE ({meta}) FROM ({b}) b ANTI JOIN ({a}) a ON a."Id" = b."Id" '
+                             'ORDER BY b."Id"', params)
+    removed = store.reads.read(f'SELECT a.* EXCLUDE ({meta}) FROM ({a}) a ANTI JOIN ({b}) b '
+                               'ON a."Id" = b."Id" ORDER BY a."Id"', params)
     flags = ", ".join(f"CASE WHEN a.{quote(f)} IS DISTINCT FROM b.{quote(f)} THEN {literal(f)} END"
-                      for f in store.fields(obj))
-    changed = store.read(
+                      for f in store.reads.fields(obj))
+    changed = store.reads.read(
         f"SELECT b.* EXCLUDE ({meta}), list_filter([{flags}], x -> x IS NOT NULL) AS _changed_fields "
         f'FROM ({a}) a JOIN ({b}) b ON a."Id" = b."Id" WHERE a._valid_from <> b._valid_from ORDER BY b."Id"',
         params)
@@ -98,9 +98,9 @@ def object_analysis(store: SnapshotStore, run: int) -> pa.Table:
     is an insert (no live predecessor), an update (live predecessor) or a deletion (tombstone).
     Rates are relative to the records before the run (1 when the object was empty).
     """
-    ts = store.as_of_ts(run)
+    ts = store.reads.as_of_ts(run)
     parts = []
-    for obj in store.objects():
+    for obj in store.reads.objects():
         hist = f"hist.{quote(obj)}"
         parts.append(f"""
             SELECT {literal(obj)} AS object,
@@ -117,7 +117,7 @@ def object_analysis(store: SnapshotStore, run: int) -> pa.Table:
             """)
     if not parts:
         return pa.table({"object": pa.array([], pa.string())})
-    return store.read(
+    return store.reads.read(
         "SELECT *, (inserted + updated + deleted) / greatest(records_before, 1) AS change_rate, "
         "deleted / greatest(records_before, 1) AS deletion_rate FROM ("
         + " UNION ALL ".join(parts) + ") ORDER BY object", [ts])

@@ -95,8 +95,8 @@ def _stage(path: Path, tables: dict[str, tuple[ObjectPlan, list[dict]]]) -> Path
 
 
 def _run(store: SnapshotStore, staging: Path, plans: list[ObjectPlan]) -> int:
-    run_id = store.begin_run("daily", "demo", "backup", False)
-    store.apply(run_id, staging, plans, [Section(p.name, "ok") for p in plans])
+    run_id = store.ledger.begin_run("daily", "demo", "backup", False)
+    store.versions.apply(run_id, staging, plans, [Section(p.name, "ok") for p in plans])
     return run_id
 
 
@@ -119,7 +119,7 @@ def build(root: Path) -> ExportStore:
 
 def store_rows(es: ExportStore, obj: str, run_id: int, *, bodies: bool = True) -> list[dict]:
     """The records as of a run straight from the store, file bodies as bytes when `bodies`."""
-    rows = es.store.sql(f'SELECT * FROM "{obj}" ORDER BY "Id"', run_id).to_pylist()
+    rows = es.store.reads.sql(f'SELECT * FROM "{obj}" ORDER BY "Id"', run_id).to_pylist()
     if bodies:
         for r in rows:
             if r.get("VersionData") is not None:

@@ -6,7 +6,7 @@ up, `partial` when less, when the API cap stopped the run, or when the same obje
 in a row; `failed` when nothing could be backed up; `disabled` when the org's credentials no longer
 work. Everything it calls is a source or a sink; this file only sequences them.
 
-The "nothing changed" fast path (replicator/probe.py): before extracting, a run asks the org in a
+The "nothing changed" fast path (replicator/backup/probe.py): before extracting, a run asks the org in a
 few /composite calls which objects changed since the previous run's watermarks and whether the
 cached plan still holds; only changed objects are extracted and counted. An org of 50 unchanged
 objects costs 5 API calls.
@@ -14,25 +14,26 @@ objects costs 5 API calls.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from replicator.backup.probe import Batcher, Probe, next_watermarks, probe
+from replicator.backup.probe import Probe, next_watermarks, probe
 from replicator.config import Config, ConfigError, JobSettings
+from replicator.errors import InvalidInput
 from replicator.salesforce.catalog import FieldPlan, ObjectPlan
 from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
+from replicator.salesforce.composite import Batcher
 from replicator.sources.salesforce import DELETED_SUFFIX, STAGING_DATASET, connect_staging, extract
+from replicator.store.lock import StoreLocked
+from replicator.store.repository import Repository
 from replicator.store.snapshot import Section as StoreSection
 from replicator.store.snapshot import SnapshotStore
 
@@ -46,12 +47,12 @@ STATUSES = ("completed", "partial", "failed", "disabled")
 SKIPPED_API_CAP = "skipped: API cap"
 
 
-class BackupError(Exception):
-    """A run that cannot start: bad job/objects selection, or another run in progress."""
+class BackupError(InvalidInput):
+    """A run that cannot start: a selection of objects the org or the plan cannot back up."""
 
 
-class RunInProgress(BackupError):
-    """Another backup holds the storage lock."""
+class RunInProgress(StoreLocked, BackupError):
+    """Another writer (a backup, an export, ...) holds the storage lock."""
 
 
 @dataclass
@@ -79,49 +80,6 @@ def pause(phase: str) -> None:
         time.sleep(float(os.environ.get(PAUSE_SECONDS_ENV, "60")))
 
 
-# --- lock ---------------------------------------------------------------------------------------
-
-
-@contextmanager
-def storage_lock(storage: Path, job: str) -> Iterator[dict[str, Any]]:
-    """Hold the storage's backup lock; one snapshot store has one writer.
-
-    flock is released by the kernel when the holder dies, so the lock of a killed run is taken
-    over without any staleness guess; the file's JSON (pid, job, start) only names the holder.
-    """
-    storage.mkdir(parents=True, exist_ok=True)
-    path = storage / "backup.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            raise RunInProgress(
-                f"a backup is already running on {storage} (job {holder.get('job', '?')}, "
-                f"pid {holder.get('pid', '?')}, started {holder.get('started', '?')}); "
-                f"wait for it to finish") from None
-        previous = _read_holder(fd)
-        if previous.get("pid") and previous["pid"] != os.getpid():
-            log.warning("taking over the lock of backup pid %s (started %s), which is no longer running",
-                        previous["pid"], previous.get("started"))
-        me = {"pid": os.getpid(), "job": job, "started": datetime.now(UTC).isoformat(timespec="seconds")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(me).encode(), 0)
-        yield previous
-        os.ftruncate(fd, 0)
-    finally:
-        os.close(fd)  # closing releases the flock
-
-
-def _read_holder(fd: int) -> dict[str, Any]:
-    try:
-        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 # --- job selection --------------------------------------------------------------------------------
 
 
@@ -130,7 +88,7 @@ def pick_job(config: Config, name: str | None) -> JobSettings:
     if name is None:
         if len(config.jobs) != 1:
             names = ", ".join(sorted(config.jobs)) or "none"
-            raise ConfigError(config.path, "jobs", f"name the job with --job (jobs: {names})")
+            raise ConfigError(config.path, "jobs", f"name the job to run (jobs: {names})")
         return next(iter(config.jobs.values()))
     if name not in config.jobs:
         names = ", ".join(sorted(config.jobs)) or "none"
@@ -282,23 +240,26 @@ def run_backup(config: Config, job_name: str | None = None, *, objects: list[str
                full: bool = False, reporter: Reporter | None = None) -> RunResult:
     """Run one backup of a job; raises BackupError/ConfigError when it cannot start."""
     job = pick_job(config, job_name)
-    storage = config.storage.path
-    with storage_lock(storage, job.name):
-        return _Run(config, job, objects, full, reporter or Reporter()).execute()
+    repository = Repository(config.storage.path)
+    try:
+        store = repository.open_write("backup", job.name, create=True)
+    except StoreLocked as exc:
+        raise RunInProgress(exc.message, exc.holder) from None
+    with store:
+        return _Run(config, job, repository, store, objects, full, reporter or Reporter()).execute()
 
 
 class _Run:
     """The state of one run while it executes (one instance per run)."""
 
-    def __init__(self, config: Config, job: JobSettings, objects: list[str] | None, full: bool,
-                 reporter: Reporter) -> None:
+    def __init__(self, config: Config, job: JobSettings, repository: Repository, store: SnapshotStore,
+                 objects: list[str] | None, full: bool, reporter: Reporter) -> None:
         self.config, self.job, self.objects, self.full, self.reporter = config, job, objects, full, reporter
         self.org = config.orgs[job.org]
-        self.storage = config.storage.path
-        self.state_path = self.storage / "jobs" / f"{job.name}.json"
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        self.repository = repository
+        self.state_path = repository.job_state(job.name)
         self.state = JobState.load(self.state_path, _state_key(job, self.org.api_version))
-        self.store = SnapshotStore(self.storage / "snapshot.duckdb")
+        self.store = store
         self.client = OrgClient(self.org, api_cap_percent=job.api_cap_percent)
         self.batcher = Batcher(self.client)
         self.started = time.monotonic()
@@ -308,9 +269,8 @@ class _Run:
     def execute(self) -> RunResult:
         self._recover()
         kind = "full" if self.full else "incremental"
-        self.run_id = self.store.begin_run(self.job.name, self.job.org, kind, self.full)
-        self.run_dir = self.storage / "runs" / str(self.run_id)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_id = self.store.ledger.begin_run(self.job.name, self.job.org, kind, self.full)
+        self.run_dir = self.repository.run_folder(self.run_id)
         pause("started")
         try:
             return self._body()
@@ -323,23 +283,22 @@ class _Run:
         finally:
             if self.run_dir is not None:
                 shutil.rmtree(self.run_dir, ignore_errors=True)  # staging holds raw rows
-            self.store.close()
 
     def _recover(self) -> None:
         """Run folders of killed runs (the store marks their rows 'aborted') hold raw rows: remove them."""
-        shutil.rmtree(self.storage / "runs", ignore_errors=True)
+        self.repository.remove_run_folders()
 
     def _finish(self, status: str, message: str, sections: list[Any] | None = None) -> RunResult:
         assert self.run_id is not None
         counters = {"api_calls": self.client.ledger.calls}
-        self.store.finish_run(self.run_id, status, message, counters)
+        self.store.ledger.finish_run(self.run_id, status, message, counters)
         return RunResult(self.run_id, status, message, sections or [], self.client.ledger.calls,
                          time.monotonic() - self.started)
 
     def _plan(self) -> list[ObjectPlan]:
         from replicator.salesforce.catalog import plan_org
 
-        return plan_org(self.client, self.job.objects, keep=list(self.store.current_counts()))
+        return plan_org(self.client, self.job.objects, keep=list(self.store.reads.current_counts()))
 
     def _selected(self, plans: list[ObjectPlan]) -> list[ObjectPlan]:
         included = [p for p in plans if p.included]
@@ -363,12 +322,12 @@ class _Run:
         self.reporter.phase("plan")
         cached = bool(self.state.plans)
         plans = self.state.object_plans() if cached else self._plan()
-        cursors = {p.name: self.store.cursor(p.name) for p in plans if p.included}
+        cursors = {p.name: self.store.reads.cursor(p.name) for p in plans if p.included}
         self.reporter.phase("probe")
         found = probe(self.batcher, self.state, plans, self._selected(plans), cursors, self.full)
         if cached and not found.plan_valid:
             plans = self._plan()
-            cursors = {p.name: self.store.cursor(p.name) for p in plans if p.included}
+            cursors = {p.name: self.store.reads.cursor(p.name) for p in plans if p.included}
         selected = self._selected(plans)
         unchanged = found.unchanged
         todo = [p for p in selected if p.name not in unchanged]
@@ -405,26 +364,24 @@ class _Run:
         if not staging.exists():  # nothing extracted: apply still records the sections and status
             connect_staging(staging).close()
         # the store fills each section's store_count inside the same transaction (integrity check)
-        self.store.apply(self.run_id, staging, ok_plans, sections, status=status, message=message,
-                         counters={"api_calls": self.client.ledger.calls})
+        self.store.versions.apply(self.run_id, staging, ok_plans, sections, status=status, message=message,
+                                  counters={"api_calls": self.client.ledger.calls})
         pause("applied")
         self._remember(plans, found, sections)
         self.reporter.phase("retention")
-        self.store.prune(self.job.retention_months)
+        self.store.versions.prune(self.job.retention_months)
         return RunResult(self.run_id, status, message, sections, self.client.ledger.calls,
                          time.monotonic() - self.started)
 
     def _files(self, plans: list[ObjectPlan], staging: Path) -> bool:
         """File bodies of the changed records into the blob store; True when the API cap stopped it."""
         from replicator.sources.files import fetch_files
-        from replicator.store.blobs import BlobStore
-
         with_blobs = [p for p in plans if p.blob_field]
         if not with_blobs:
             return False
         self.reporter.phase("files", len(with_blobs))
-        blobs = BlobStore.for_storage(self.storage, self.config.storage.blob_key_env)
-        previous = getattr(self.store, "current_versions", None)
+        blobs = self.repository.blobs(self.config.storage.blob_key_env)
+        previous = self.store.reads.current_versions
         stats = fetch_files(self.client, blobs, staging, with_blobs, previous)
         for name, st in stats.items():
             if st.failed:
@@ -448,9 +405,10 @@ class _Run:
         """Per failing object, how many runs of this job in a row (this one included) it failed."""
         streaks: dict[str, int] = {}
         failing = {s.object for s in sections if s.status not in OK_SECTION}
-        previous = [r for r in self.store.runs() if r["job"] == self.job.name and r["run_id"] != self.run_id]
+        previous = [r for r in self.store.ledger.runs()
+                    if r["job"] == self.job.name and r["run_id"] != self.run_id]
         previous.sort(key=lambda r: r["run_id"], reverse=True)
-        history = [{s["object"]: s["status"] for s in self.store.sections(r["run_id"])}
+        history = [{s["object"]: s["status"] for s in self.store.ledger.sections(r["run_id"])}
                    for r in previous[:FAILED_RUNS_FOR_PARTIAL - 1]]
         for name in failing:
             n = 1
@@ -494,7 +452,7 @@ def _mark_api_cap(sections: list[Any]) -> bool:
 
 
 def reconcile(store: Any, plans: list[ObjectPlan], staging: Path, reporter: Reporter) -> dict[str, int]:
-    """--full: ids the store holds as current but the org no longer has become "<Object>__deleted" rows.
+    """A full run: ids the store holds as current but the org no longer has become "<Object>__deleted" rows.
 
     A full run reads every record of each object with queryAll (live and recycle bin), so a
     current id that the complete read did not return was purged from the org: a deletion no
@@ -509,7 +467,7 @@ def reconcile(store: Any, plans: list[ObjectPlan], staging: Path, reporter: Repo
             if plan.filter_by is not None or not _has_table(con, plan.name):
                 reporter.advance(plan.name)
                 continue
-            con.register("held_ids", store.current_ids(plan.name))
+            con.register("held_ids", store.reads.current_ids(plan.name))
             deleted = f"{_quote(STAGING_DATASET)}.{_quote(plan.name + DELETED_SUFFIX)}"
             con.execute(f"CREATE TABLE IF NOT EXISTS {deleted} (\"Id\" VARCHAR, deleted_at TIMESTAMPTZ)")
             row = con.execute(

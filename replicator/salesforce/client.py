@@ -35,6 +35,7 @@ from replicator.config import (
     OrgSettings,
     PasswordAuth,
 )
+from replicator.errors import AuthProblem, BudgetProblem, OrgProblem
 
 log = logging.getLogger("replicator.salesforce.client")
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
@@ -57,7 +58,7 @@ _SOAP_LOGIN = """<?xml version="1.0" encoding="utf-8" ?>
  <n1:password>{password}</n1:password></n1:login></env:Body></env:Envelope>"""
 
 
-class OrgError(Exception):
+class OrgError(OrgProblem):
     """A Salesforce call that failed for good; `code` is Salesforce's errorCode when there is one."""
 
     def __init__(self, message: str, code: str | None = None, status: int | None = None) -> None:
@@ -66,11 +67,11 @@ class OrgError(Exception):
         self.status = status
 
 
-class AuthenticationError(OrgError):
+class AuthenticationError(OrgError, AuthProblem):
     """Credentials no longer work: the job is `disabled` until someone fixes them."""
 
 
-class BudgetExceeded(OrgError):
+class BudgetExceeded(OrgError, BudgetProblem):
     """The org's API usage reached the job's cap; stop and resume on the next run."""
 
 

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from replicator.store.blobs import BlobStore
-from replicator.store.schema import as_of_select, quote
 from replicator.store.snapshot import SnapshotStore
 from replicator.store.types import ColumnType
 
@@ -34,14 +33,14 @@ def resolve_run(store: SnapshotStore, run: int | str) -> int:
     """A run id from `last` (the newest run that committed versions) or a number; checks it exists."""
     if isinstance(run, str) and run != "last":
         if not run.isdigit():
-            raise ValueError(f"--run takes 'last' or a run number, not {run!r}")
+            raise ValueError(f"a run is 'last' or a run number, not {run!r}")
         run = int(run)
     if run == "last":
-        applied = [r["run_id"] for r in store.runs() if r["status"] in APPLIED]
+        applied = [r["run_id"] for r in store.ledger.runs() if r["status"] in APPLIED]
         if not applied:
             raise ValueError("no completed or partial run in the store yet")
         return applied[-1]
-    if store.run(int(run)) is None:
+    if store.ledger.run(int(run)) is None:
         raise ValueError(f"run {run} does not exist")
     return int(run)
 
@@ -52,14 +51,9 @@ def object_types(store: SnapshotStore, obj: str) -> list[ColumnType]:
     A base64 field (a file body) has kind "blob": the store holds its sha256, `attach_blobs` turns
     it into bytes or keeps the reference as text.
     """
-    columns = store.column_types(obj)
-    described = store.field_types(obj)
-    texts = [name for name, t in columns.items() if t == "VARCHAR"]
-    longest: dict[str, int] = {}
-    if texts:
-        row = store.read("SELECT " + ", ".join(f"max(length({quote(n)}))" for n in texts)
-                         + f" FROM hist.{quote(obj)}").to_pylist()[0]
-        longest = {n: v or 0 for n, v in zip(texts, row.values(), strict=True)}
+    columns = store.reads.column_types(obj)
+    described = store.reads.field_types(obj)
+    longest = store.reads.longest_text(obj, [name for name, t in columns.items() if t == "VARCHAR"])
     types = []
     for name, sql_type in columns.items():
         info = described.get(name, {})
@@ -83,8 +77,7 @@ def object_types(store: SnapshotStore, obj: str) -> list[ColumnType]:
 def read_as_of(store: SnapshotStore, obj: str, run_id: int, *,
                batch_rows: int = BATCH_ROWS) -> pa.RecordBatchReader:
     """The records of `obj` as of run `run_id` (not deleted), ordered by Id, as streamed Arrow batches."""
-    ts = store.as_of_ts(run_id)
-    return store.stream(as_of_select(obj, "$1") + ' ORDER BY "Id"', [ts], batch_rows)
+    return store.reads.as_of(obj, run_id, batch_rows)
 
 
 def attach_blobs(reader: pa.RecordBatchReader, types: list[ColumnType],

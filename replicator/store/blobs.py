@@ -40,6 +40,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from replicator.store.layout import Layout
+
 log = logging.getLogger("replicator.blobs")
 
 CHUNK = 1 << 20
@@ -49,7 +51,6 @@ VERSION = 1
 KEY_BYTES = 32
 _SALT, _PREFIX, _KEY_ID = 32, 7, 8
 HEADER_SIZE = len(MAGIC) + 1 + _KEY_ID + _SALT + _PREFIX
-KEY_FILE = "blob.key"
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -112,7 +113,7 @@ def load_key(storage: Path, key_env: str | None, environ: Mapping[str, str] | No
             return parse_key(value)
         except BlobKeyError as exc:
             raise BlobKeyError(f"environment variable {key_env}: {exc}") from None
-    path = storage / KEY_FILE
+    path = Layout(storage).blob_key
     if not path.exists():
         _create_key_file(path)
     mode = stat.S_IMODE(path.stat().st_mode)
@@ -126,7 +127,7 @@ def load_key(storage: Path, key_env: str | None, environ: Mapping[str, str] | No
 
 def _create_key_file(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{KEY_FILE}.{secrets.token_hex(6)}")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="ascii") as out:
@@ -194,7 +195,7 @@ class BlobStore:
     def for_storage(cls, storage: Path, key_env: str | None = None,
              environ: Mapping[str, str] | None = None) -> BlobStore:
         """The store of a Replicator storage folder (<storage>/blobs), encrypted as configured."""
-        return cls(Path(storage) / "blobs", load_key(Path(storage), key_env, environ))
+        return cls(Layout(Path(storage)).blobs, load_key(Path(storage), key_env, environ))
 
     def __repr__(self) -> str:  # never show the key
         return f"BlobStore({str(self.root)!r}, encrypted={self._key is not None})"

@@ -37,6 +37,7 @@ def test_start_returns_when_ready_churn_takes_rates_and_stop_ends_the_server(tmp
     finally:
         stopped = sfemu("stop", "--state-dir", str(state))
     assert stopped.stdout.strip() == f"stopped emulator {info['pid']}"
-    assert sfemu("stop", "--state-dir", str(state)).stdout.strip() == f"emulator {info['pid']} was not running"
+    again = sfemu("stop", "--state-dir", str(state))
+    assert again.stdout.strip() == f"emulator {info['pid']} was not running"
     gone = sfemu("stop", "--state-dir", str(tmp_path / "never"), check=False)
     assert gone.returncode == 1 and "no running emulator recorded" in gone.stderr

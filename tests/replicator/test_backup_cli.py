@@ -17,6 +17,15 @@ from replicator.cli import cli
 from replicator.store.snapshot import Section
 
 
+def test_backup_errors_are_invalid_input_and_locked() -> None:
+    from replicator.backup.run import BackupError, RunInProgress
+    from replicator.errors import InvalidInput, Locked
+    from replicator.store.lock import StoreLocked
+
+    assert issubclass(BackupError, InvalidInput) and issubclass(RunInProgress, StoreLocked)
+    assert issubclass(RunInProgress, Locked) and RunInProgress("busy", {}).http_status == 409
+
+
 def sections(*rows: tuple[str, str, int]) -> list[Section]:
     return [Section(object=o, status=s, org_count=n) for o, s, n in rows]
 

@@ -23,8 +23,10 @@ from typing import Any
 
 import pytest
 
-from replicator.backup.run import RunInProgress, run_backup, storage_lock
+from replicator.backup.run import RunInProgress, run_backup
 from replicator.config import load_config
+from replicator.store.layout import Layout
+from replicator.store.lock import writer_lock
 from replicator.store.snapshot import SnapshotStore
 
 OBJECTS = ("Account", "Contact", "Opportunity", "Invoice__c", "Invoice_Line__c", "Case")
@@ -88,7 +90,7 @@ def live_truth(emulator: Any, obj: str) -> set[tuple[str, str]]:
 
 def store_state(path: Path, obj: str, run_id: int) -> set[tuple[str, str]]:
     store = SnapshotStore(path.parent / "store" / "snapshot.duckdb", read_only=True)
-    table = store.sql(f'SELECT "Id", "SystemModstamp" FROM "{obj}_as_of"({int(run_id)})', None)
+    table = store.reads.sql(f'SELECT "Id", "SystemModstamp" FROM "{obj}_as_of"({int(run_id)})', None)
     stamps = [s.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
               for s in table.column(1).to_pylist()]
     store.close()
@@ -187,7 +189,8 @@ def job_store(path: Path) -> Path:
 def store_ids(store_path: Path, obj: str, run_id: int) -> set[str]:
     store = SnapshotStore(store_path, read_only=True)
     try:
-        return set(store.sql(f'SELECT "Id" FROM "{obj}_as_of"({int(run_id)})', None).column(0).to_pylist())
+        table = store.reads.sql(f'SELECT "Id" FROM "{obj}_as_of"({int(run_id)})', None)
+        return set(table.column(0).to_pylist())
     finally:
         store.close()
 
@@ -244,9 +247,10 @@ def test_files_are_deduplicated_and_fetched_once(org: Any, job: Path) -> None:
     blobs = job.parent / "store" / "blobs"
     files = sorted(p for p in blobs.rglob("*") if p.is_file())
     store = SnapshotStore(job.parent / "store" / "snapshot.duckdb", read_only=True)
-    shas = store.sql('SELECT "VersionData" AS sha FROM "ContentVersion" WHERE "VersionData" IS NOT NULL '
-                     'UNION SELECT "Body" FROM "Attachment" WHERE "Body" IS NOT NULL '
-                     'UNION SELECT "Body" FROM "Document" WHERE "Body" IS NOT NULL', None)
+    shas = store.reads.sql('SELECT "VersionData" AS sha FROM "ContentVersion" '
+                           'WHERE "VersionData" IS NOT NULL '
+                           'UNION SELECT "Body" FROM "Attachment" WHERE "Body" IS NOT NULL '
+                           'UNION SELECT "Body" FROM "Document" WHERE "Body" IS NOT NULL', None)
     store.close()
     assert first.status == "completed"
     assert shas.num_rows > 0
@@ -274,7 +278,8 @@ def test_bad_objects_and_concurrent_runs_are_refused(org: Any, job: Path) -> Non
     result = backup(job, objects=["Account", "NoSuchThing__c"])
     assert result.status == "failed" and "NoSuchThing__c" in result.message
     holder = rf"pid {os.getpid()}"
-    with storage_lock(job.parent / "store", "other"), pytest.raises(RunInProgress, match=holder):
+    held = writer_lock(Layout(job.parent / "store"), "backup", "other")
+    with held, pytest.raises(RunInProgress, match=holder):
         backup(job)
     assert issubclass(RunInProgress, BackupError)
 
@@ -313,7 +318,7 @@ def test_sigkill_at_any_phase_leaves_a_consistent_store(org: Any, job: Path, pha
         proc.communicate()
     store = SnapshotStore(job.parent / "store" / "snapshot.duckdb", read_only=True)
     assert_matches(org, job, first.run_id, truth1)
-    visible = [r for r in store.runs() if r["status"] in ("completed", "partial")]
+    visible = [r for r in store.ledger.runs() if r["status"] in ("completed", "partial")]
     store.close()
     resumed = backup(job)
     assert resumed.status == "completed", resumed.message

@@ -15,7 +15,6 @@ import pytest
 from replicator.store.blobs import (
     CHUNK,
     HEADER_SIZE,
-    KEY_FILE,
     TAG,
     BlobCorrupt,
     BlobKeyError,
@@ -23,6 +22,7 @@ from replicator.store.blobs import (
     BlobStore,
     load_key,
 )
+from replicator.store.layout import Layout
 
 KEY = bytes(range(32))
 SIZES = [0, 1, 1000, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 5]
@@ -139,7 +139,7 @@ def test_plain_blob_changed_on_disk_is_detected(tmp_path):
 def test_generated_key_file_is_private_and_stable(tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     key = load_key(tmp_path, None, environ={})
-    path = tmp_path / KEY_FILE
+    path = Layout(tmp_path).blob_key
     assert len(key) == 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert load_key(tmp_path, None, environ={}) == key
@@ -156,7 +156,7 @@ def test_key_from_environment_base64_or_hex(tmp_path):
     raw = os.urandom(32)
     assert load_key(tmp_path, "BK", {"BK": base64.b64encode(raw).decode()}) == raw
     assert load_key(tmp_path, "BK", {"BK": raw.hex()}) == raw
-    assert not (tmp_path / KEY_FILE).exists()
+    assert not (Layout(tmp_path).blob_key).exists()
 
 
 @pytest.mark.parametrize("value", [None, "", "not-a-key-at-all", base64.b64encode(b"short").decode()])

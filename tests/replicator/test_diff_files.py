@@ -32,7 +32,7 @@ def test_added_changed_removed_files(es, tmp_path: Path) -> None:
     same = diff_files(es.store, tmp_path / "same", es.run2, es.run2)
     assert same.rows == {"ContentVersion": 0, "Thing__c": 0}
     assert (tmp_path / "same" / "Thing__c_added.csv").read_text().startswith('"Id",')
-    ledger = es.store.exports()
+    ledger = es.store.exports.entries()
     assert (ledger[0]["kind"], ledger[0]["from_run"], ledger[0]["run_id"], ledger[0]["objects"]) == (
         "diff", es.run1, es.run2, ["Thing__c"])
     with pytest.raises(ValueError, match="run 9 does not exist"):

@@ -71,8 +71,8 @@ def _plans(extra_field: bool = False) -> list[ObjectPlan]:
 def _run(store: SnapshotStore, stager: Stager, plans: list[ObjectPlan], rows: dict[str, list[dict]],
          deleted: dict[str, list[str]] | None = None) -> int:
     tables = {p.name: (p, rows.get(p.name, [])) for p in plans}
-    run_id = store.begin_run("daily", "demo", "backup", False)
-    store.apply(run_id, stager(tables, deleted), plans, [Section(p.name, "ok") for p in plans])
+    run_id = store.ledger.begin_run("daily", "demo", "backup", False)
+    store.versions.apply(run_id, stager(tables, deleted), plans, [Section(p.name, "ok") for p in plans])
     return run_id
 
 
@@ -289,7 +289,7 @@ def test_export_from_config_records_the_ledger(tmp_path, tmp_config, postgres_se
     with pytest.raises(ConfigError, match="no such endpoint"):
         export_to_endpoint(cfg, "nope")
     with SnapshotStore(tmp_path / "store" / "snapshot.duckdb", read_only=True) as reopened:
-        ledger = reopened.exports()
+        ledger = reopened.exports.entries()
         assert [(e["kind"], e["run_id"], e["status"], e["rows"]) for e in ledger] == [
             ("endpoint", run2, "completed", 1499), ("endpoint", run1, "completed", 1504)]
         assert ledger[0]["objects"] == ["Account"] and ledger[0]["destination"].startswith("pg postgresql://")

@@ -68,11 +68,11 @@ def test_csv_round_trip_and_attachments(es: ExportStore, tmp_path: Path) -> None
     files = sorted(p.name for p in (out / "files" / "ContentVersion").iterdir())
     assert files == ["068Dn0000000000AAA.pdf", "068Dn0000000001AAA.txt", "068Dn0000000002AAA.bin"]
     assert [(out / "files" / "ContentVersion" / f).read_bytes() for f in files] == BODIES[:3]
-    ledger = es.store.exports()
+    ledger = es.store.exports.entries()
     assert [(e["kind"], e["format"], e["run_id"], e["status"], e["rows"], e["destination"])
             for e in ledger] == [("export", "csv", es.run1, "completed", 16, str(out.resolve()))]
     assert sorted(ledger[0]["objects"]) == ["ContentVersion", "Thing__c"]
-    assert es.store.exports("Thing__c") == ledger and es.store.exports("Account") == []
+    assert es.store.exports.entries("Thing__c") == ledger and es.store.exports.entries("Account") == []
 
 
 def test_failed_export_stays_on_the_ledger(es: ExportStore, tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_failed_export_stays_on_the_ledger(es: ExportStore, tmp_path: Path) -> N
         export(es.store, tmp_path / "blocked", fmt="sql", dialect="postgresql")
     result = export(es.store, tmp_path / "ok", fmt="sql", dialect="mysql", objects=["thing__c"])
     assert result.rows == {"Thing__c": 12}
-    ledger = [(e["status"], e["dialect"], e["message"] is not None) for e in es.store.exports()]
+    ledger = [(e["status"], e["dialect"], e["message"] is not None) for e in es.store.exports.entries()]
     assert ledger == [("failed", "postgresql", True), ("completed", "mysql", False)]
 
 

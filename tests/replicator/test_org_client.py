@@ -250,3 +250,15 @@ def test_bulk_query_errors_keep_salesforce_codes(client, faults):
     with pytest.raises(OrgError) as info:
         list(client.query_pages("SELECT Id FROM Account"))
     assert info.value.code == "QUERY_TIMEOUT"
+
+
+def test_org_errors_are_the_common_roots_org_auth_and_budget_problems() -> None:
+    from replicator.errors import AuthProblem, BudgetProblem, OrgProblem
+
+    err = OrgError("boom", code="SERVER_UNAVAILABLE", status=503)
+    assert isinstance(err, OrgProblem)
+    assert (err.code, err.status, err.message) == ("SERVER_UNAVAILABLE", 503, "boom")
+    assert isinstance(AuthenticationError("no"), AuthProblem)
+    assert isinstance(AuthenticationError("no"), OrgError)
+    assert isinstance(BudgetExceeded("cap"), BudgetProblem) and isinstance(BudgetExceeded("cap"), OrgError)
+    assert BudgetExceeded("cap").http_status == 429 and AuthenticationError("no").to_json()["kind"] == "auth"

@@ -21,10 +21,11 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from replicator.backup.probe import Batcher, Probe, count_query, dormant_plans, next_watermarks, pack, probe
+from replicator.backup.probe import Probe, count_query, dormant_plans, next_watermarks, probe
 from replicator.config import ObjectSelection, load_config
 from replicator.salesforce.catalog import ObjectPlan, plan_org
 from replicator.salesforce.client import OrgClient, OrgError
+from replicator.salesforce.composite import Batcher, pack
 
 PASSWORD_ENV = "REPLICATOR_PROBE_PASSWORD"
 SECRET_ENV = "REPLICATOR_PROBE_SECRET"
