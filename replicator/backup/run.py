@@ -34,6 +34,7 @@ from replicator.salesforce.composite import Batcher
 from replicator.sources.salesforce import DELETED_SUFFIX, STAGING_DATASET, connect_staging, extract
 from replicator.store.lock import StoreLocked
 from replicator.store.repository import Repository
+from replicator.store.schema import quote
 from replicator.store.snapshot import Section as StoreSection
 from replicator.store.snapshot import SnapshotStore
 
@@ -463,12 +464,12 @@ def reconcile(store: Any, plans: list[ObjectPlan], staging: Path, reporter: Repo
     con = connect_staging(staging)
     try:
         for plan in plans:
-            table = f"{_quote(STAGING_DATASET)}.{_quote(plan.name)}"
+            table = f"{quote(STAGING_DATASET)}.{quote(plan.name)}"
             if plan.filter_by is not None or not _has_table(con, plan.name):
                 reporter.advance(plan.name)
                 continue
             con.register("held_ids", store.reads.current_ids(plan.name))
-            deleted = f"{_quote(STAGING_DATASET)}.{_quote(plan.name + DELETED_SUFFIX)}"
+            deleted = f"{quote(STAGING_DATASET)}.{quote(plan.name + DELETED_SUFFIX)}"
             con.execute(f"CREATE TABLE IF NOT EXISTS {deleted} (\"Id\" VARCHAR, deleted_at TIMESTAMPTZ)")
             row = con.execute(
                 f"INSERT INTO {deleted} SELECT h.\"Id\", ?::TIMESTAMPTZ FROM held_ids h "
@@ -480,9 +481,6 @@ def reconcile(store: Any, plans: list[ObjectPlan], staging: Path, reporter: Repo
         con.close()
     return found
 
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _has_table(con: Any, name: str) -> bool:

@@ -34,6 +34,7 @@ from replicator.salesforce.catalog import ObjectPlan, arrow_schema
 from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
 from replicator.sources.prefetch import prefetched
 from replicator.sources.records import csv_table, rest_table
+from replicator.store.schema import quote
 
 log = logging.getLogger("replicator.sources.salesforce")
 
@@ -291,7 +292,7 @@ def _drop_incomplete(staging: Path, objects: list[str]) -> None:
     try:
         for obj in objects:
             for table in (obj, obj + DELETED_SUFFIX):
-                con.execute(f"DROP TABLE IF EXISTS {_quote(STAGING_DATASET)}.{_quote(table)}")
+                con.execute(f"DROP TABLE IF EXISTS {quote(STAGING_DATASET)}.{quote(table)}")
     finally:
         con.close()
 
@@ -304,6 +305,3 @@ def connect_staging(staging: Path) -> duckdb.DuckDBPyConnection:
     """A connection to a run's staging file, capped like dlt's (spills into the run folder)."""
     return duckdb.connect(str(staging), config=_staging_settings(staging))
 
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'

@@ -1,6 +1,6 @@
 """SOQL for the emulator: a hand-written parser and a compiler to DuckDB SQL over the store.
 
-Public API (the contract in docs/HELPERS.md): compile_query, SoqlError, Column, ChildQuery,
+Public API: compile_query, SoqlError, Column, ChildQuery,
 CompiledQuery.
 """
 

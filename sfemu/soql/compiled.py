@@ -1,4 +1,4 @@
-"""What the compiler hands to the query engine (the contract of docs/HELPERS.md)."""
+"""What the compiler hands to the query engine: the SQL plus how to shape its rows into records."""
 
 from __future__ import annotations
 
