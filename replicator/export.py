@@ -20,12 +20,16 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from replicator.config import Config, EndpointSettings
+from replicator.errors import InvalidInput
 from replicator.history import diff as history_diff
+from replicator.progress import Progress, Silent
+from replicator.result import JobResult
 from replicator.sinks.csv import write_csv
 from replicator.sinks.endpoints.loader import EndpointError, EndpointReport, TableSource, target
 from replicator.sinks.endpoints.registry import load
@@ -37,21 +41,80 @@ from replicator.store.repository import Repository
 from replicator.store.snapshot import SnapshotStore
 from replicator.store.types import ColumnType
 
-__all__ = ["FORMATS", "EndpointError", "ExportFormat", "ExportResult", "diff_files", "export",
-           "export_to_endpoint", "load_endpoint"]
+__all__ = ["FORMATS", "BadExport", "DiffRequest", "EndpointError", "EndpointResult", "ExportFormat",
+           "ExportRequest", "ExportResult", "diff_files", "export", "export_to_endpoint", "load_endpoint",
+           "run_diff", "run_export"]
 
 # Where a file's extension is read from, per object with bodies; Attachment has it in its Name.
 EXTENSION_FIELDS = {"ContentVersion": "FileExtension", "Document": "Type", "Attachment": "Name"}
 _EXT = re.compile(r"[A-Za-z0-9]{1,16}")
 
 
+class BadExport(InvalidInput, ValueError):
+    """An export asked in a way no writer can carry out (unknown format, missing dialect, no target)."""
+
+
 @dataclass
-class ExportResult:
+class ExportResult(JobResult):
+    """Files written by an export or a diff, with the ledger id that recorded them."""
+
     export_id: int
     directory: Path
     run_id: int
     files: list[Path] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Ledger id, run, folder, rows per object and every file written."""
+        return {"export_id": self.export_id, "run_id": self.run_id, "directory": str(self.directory),
+                "rows": self.rows, "files": [str(f) for f in self.files]}
+
+    def text(self) -> str:
+        """One line: how much, as of which run, where."""
+        return (f"export {self.export_id}: {sum(self.rows.values())} rows of {len(self.rows)} objects as of "
+                f"run {self.run_id} in {self.directory} ({len(self.files)} files)")
+
+
+@dataclass
+class EndpointResult(JobResult):
+    """An endpoint export: the loader's report (endpoint, target without password, rows per table)."""
+
+    report: EndpointReport
+
+    def to_json(self) -> dict[str, Any]:
+        """Endpoint, target, run, rows per object and duration."""
+        r = self.report
+        return {"endpoint": r.endpoint, "target": r.target, "run_id": r.run_id,
+                "rows": {t.object: t.rows for t in r.tables}, "seconds": round(r.seconds, 2)}
+
+    def text(self) -> str:
+        """One line: where, how much, as of which run, how long."""
+        r = self.report
+        return (f"endpoint {r.endpoint} ({r.target}): {r.rows} rows of {len(r.tables)} objects as of run "
+                f"{r.run_id} in {r.seconds:.1f} s")
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """An export of the backup as of `run`: into files (`out`, by `format`) or an endpoint database."""
+
+    run: str = "last"
+    format: str = "csv"
+    dialect: str | None = None
+    objects: Sequence[str] | None = None
+    include_attachments: bool = False
+    out: Path | None = None
+    endpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class DiffRequest:
+    """Change files between two runs into `out`, optionally for some objects only."""
+
+    from_run: str
+    out: Path
+    to_run: str = "last"
+    objects: Sequence[str] | None = None
 
 
 @dataclass
@@ -113,10 +176,10 @@ def export(store: SnapshotStore, out: Path, *, run: int | str = "last", fmt: str
            blobs: BlobStore | None = None) -> ExportResult:
     """Export the objects (default: all) as of `run` into `out`. `blobs` set = include attachments."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+        raise BadExport(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
     form = FORMATS[fmt]
     if form.needs_dialect and dialect not in DIALECTS:
-        raise ValueError(f"the {fmt} format needs a SQL dialect (one of {', '.join(DIALECTS)})")
+        raise BadExport(f"the {fmt} format needs a SQL dialect (one of {', '.join(DIALECTS)})")
     run_id = resolve_run(store, run)
     names = store.exports.resolve(store.reads.objects(), objects)
 
@@ -224,10 +287,7 @@ def export_to_endpoint(config: Config, endpoint_name: str, run: int | str = "las
 
 def _export_endpoint(store: SnapshotStore, endpoint: EndpointSettings, run: int | str,
                      objects: Sequence[str] | None, blobs: BlobStore | None) -> EndpointReport:
-    try:
-        run_id = resolve_run(store, run)
-    except ValueError as exc:
-        raise EndpointError(str(exc)) from None
+    run_id = resolve_run(store, run)
     names = store.exports.resolve(store.reads.objects(), objects)
     with store.exports.recording("endpoint", fmt=endpoint.kind, dialect=endpoint.kind, run_id=run_id,
                                  from_run=None, objects=names,
@@ -235,3 +295,33 @@ def _export_endpoint(store: SnapshotStore, endpoint: EndpointSettings, run: int 
         report = load_endpoint(store, endpoint, run_id, names, blobs)
         record.rows.update({t.object: t.rows for t in report.tables})
     return report
+
+
+# -- the jobs -----------------------------------------------------------------------------------------
+
+
+def run_export(config: Config, request: ExportRequest,
+               progress: Progress = Silent()) -> ExportResult | EndpointResult:
+    """Export into files or an endpoint, holding the store's writer lock (the ledger is written)."""
+    if (request.out is None) == (request.endpoint is None):
+        raise BadExport("an export goes into an output folder or into an endpoint: name exactly one")
+    repository = Repository(config.storage.path)
+    blobs = repository.blobs(config.storage.blob_key_env) if request.include_attachments else None
+    objects = list(request.objects) if request.objects else None
+    progress.phase("export")
+    if request.endpoint is not None:
+        with repository.open_write("export") as store:
+            return EndpointResult(export_to_endpoint(config, request.endpoint, request.run, objects,
+                                                     blobs=blobs, store=store))
+    assert request.out is not None
+    with repository.open_write("export") as store:
+        return export(store, request.out, run=request.run, fmt=request.format, dialect=request.dialect,
+                      objects=objects, blobs=blobs)
+
+
+def run_diff(config: Config, request: DiffRequest, progress: Progress = Silent()) -> ExportResult:
+    """Change files between two runs, holding the writer lock (the exports ledger records them)."""
+    progress.phase("diff")
+    with Repository(config.storage.path).open_write("diff") as store:
+        return diff_files(store, request.out, request.from_run, request.to_run,
+                          objects=list(request.objects) if request.objects else None)

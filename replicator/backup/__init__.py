@@ -1,1 +1,2 @@
-"""The backup job: one run from a live org into the snapshot store."""
+"""The backup jobs: one run from a live org into the snapshot store (`run.run_backup`), and the plan
+such a run would follow (`catalog.catalog`)."""

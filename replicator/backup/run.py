@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,8 @@ from typing import Any
 from replicator.backup.probe import Probe, next_watermarks, probe
 from replicator.config import Config, ConfigError, JobSettings
 from replicator.errors import InvalidInput
+from replicator.progress import Progress, Silent
+from replicator.result import JobResult
 from replicator.salesforce.catalog import FieldPlan, ObjectPlan
 from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
 from replicator.salesforce.composite import Batcher
@@ -56,14 +59,41 @@ class RunInProgress(StoreLocked, BackupError):
     """Another writer (a backup, an export, ...) holds the storage lock."""
 
 
+@dataclass(frozen=True)
+class BackupRequest:
+    """One backup: the job (None = the only one), optionally only some objects, and whether to
+    reconcile every record id with the org (`full`, which finds purged deletes)."""
+
+    job: str | None = None
+    objects: Sequence[str] | None = None
+    full: bool = False
+
+
 @dataclass
-class RunResult:
+class RunResult(JobResult):
+    """A finished run: its status decides the exit code (0 completed, 2 partial, 1 otherwise)."""
+
     run_id: int | None
     status: str
     message: str
     sections: list[Any] = field(default_factory=list)
     api_calls: int = 0
     seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """Schedulers alert on a partial run (2) differently from a failed one (1)."""
+        return {"completed": 0, "partial": 2}.get(self.status, 1)
+
+    def to_json(self) -> dict[str, Any]:
+        """The run in a few numbers; `runs show` has its sections."""
+        return {"run_id": self.run_id, "status": self.status, "message": self.message,
+                "api_calls": self.api_calls, "seconds": round(self.seconds, 2), "objects": len(self.sections)}
+
+    def text(self) -> str:
+        """One line: run, status, why, and its cost."""
+        return (f"run {self.run_id}: {self.status} ({self.message}); "
+                f"{self.api_calls} API calls, {self.seconds:.1f} s")
 
 
 # --- test seam ------------------------------------------------------------------------------------
@@ -194,68 +224,26 @@ def _records(section: Any) -> int:
 # --- the run --------------------------------------------------------------------------------------
 
 
-class Reporter:
-    """Progress callbacks; the CLI draws rich bars, tests and the library stay quiet."""
-
-    def phase(self, name: str, total: int | None = None) -> None:
-        """A new phase starts (total: number of steps, if known)."""
-
-    def advance(self, step: str = "", n: int = 1) -> None:
-        """Steps of the current phase done."""
-
-
-class RichReporter(Reporter):
-    """Progress of a backup run as rich bars on stderr (one bar per phase)."""
-
-    def __init__(self, enabled: bool) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
-
-        self.progress = Progress(SpinnerColumn(), "{task.description}", BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=Console(stderr=True), disable=not enabled)
-        self.task: Any = None
-
-    def __enter__(self) -> RichReporter:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._close()
-        self.progress.stop()
-
-    def _close(self) -> None:
-        if self.task is not None:
-            total = self.progress.tasks[-1].total
-            self.progress.update(self.task, completed=total if total is not None else 1, total=total or 1)
-
-    def phase(self, name: str, total: int | None = None) -> None:
-        self._close()
-        self.task = self.progress.add_task(name, total=total)
-
-    def advance(self, step: str = "", n: int = 1) -> None:
-        if self.task is not None:
-            self.progress.advance(self.task, n)
-
-
-def run_backup(config: Config, job_name: str | None = None, *, objects: list[str] | None = None,
-               full: bool = False, reporter: Reporter | None = None) -> RunResult:
+def run_backup(config: Config, request: BackupRequest = BackupRequest(),
+               progress: Progress = Silent()) -> RunResult:
     """Run one backup of a job; raises BackupError/ConfigError when it cannot start."""
-    job = pick_job(config, job_name)
+    job = pick_job(config, request.job)
     repository = Repository(config.storage.path)
     try:
         store = repository.open_write("backup", job.name, create=True)
     except StoreLocked as exc:
         raise RunInProgress(exc.message, exc.holder) from None
     with store:
-        return _Run(config, job, repository, store, objects, full, reporter or Reporter()).execute()
+        objects = list(request.objects) if request.objects else None
+        return _Run(config, job, repository, store, objects, request.full, progress).execute()
 
 
 class _Run:
     """The state of one run while it executes (one instance per run)."""
 
     def __init__(self, config: Config, job: JobSettings, repository: Repository, store: SnapshotStore,
-                 objects: list[str] | None, full: bool, reporter: Reporter) -> None:
-        self.config, self.job, self.objects, self.full, self.reporter = config, job, objects, full, reporter
+                 objects: list[str] | None, full: bool, progress: Progress) -> None:
+        self.config, self.job, self.objects, self.full, self.progress = config, job, objects, full, progress
         self.org = config.orgs[job.org]
         self.repository = repository
         self.state_path = repository.job_state(job.name)
@@ -320,11 +308,11 @@ class _Run:
         return wanted
 
     def _body(self) -> RunResult:
-        self.reporter.phase("plan")
+        self.progress.phase("plan")
         cached = bool(self.state.plans)
         plans = self.state.object_plans() if cached else self._plan()
         cursors = {p.name: self.store.reads.cursor(p.name) for p in plans if p.included}
-        self.reporter.phase("probe")
+        self.progress.phase("probe")
         found = probe(self.batcher, self.state, plans, self._selected(plans), cursors, self.full)
         if cached and not found.plan_valid:
             plans = self._plan()
@@ -334,7 +322,7 @@ class _Run:
         todo = [p for p in selected if p.name not in unchanged]
         pause("planned")
 
-        self.reporter.phase(f"extract {len(todo)} objects", len(todo))
+        self.progress.phase(f"extract {len(todo)} objects", len(todo))
         assert self.run_dir is not None
         staging = self.run_dir / "staging.duckdb"
         sections: list[Any] = []
@@ -347,7 +335,7 @@ class _Run:
         cap_hit = _mark_api_cap(sections)
         sections += [StoreSection(object=p.name, status="ok", message="unchanged since the previous run")
                      for p in selected if p.name in unchanged]
-        self.reporter.advance(n=len(todo))
+        self.progress.advance(n=len(todo))
         pause("extracted")
 
         ok_plans = [p for p in todo if _status_of(sections, p.name) == "ok"]
@@ -355,11 +343,11 @@ class _Run:
             cap_hit = self._files(ok_plans, staging)
         pause("files")
         if self.full and ok_plans:
-            self.reporter.phase("reconcile ids", len(ok_plans))
-            reconcile(self.store, ok_plans, staging, self.reporter)
+            self.progress.phase("reconcile ids", len(ok_plans))
+            reconcile(self.store, ok_plans, staging, self.progress)
         cap_hit = self._count(selected, sections, unchanged) or cap_hit
         status, message = decide_status(sections, self._failed_streaks(sections), cap_hit)
-        self.reporter.phase("apply")
+        self.progress.phase("apply")
         pause("applying")
         assert self.run_id is not None
         if not staging.exists():  # nothing extracted: apply still records the sections and status
@@ -369,7 +357,7 @@ class _Run:
                                   counters={"api_calls": self.client.ledger.calls})
         pause("applied")
         self._remember(plans, found, sections)
-        self.reporter.phase("retention")
+        self.progress.phase("retention")
         self.store.versions.prune(self.job.retention_months)
         return RunResult(self.run_id, status, message, sections, self.client.ledger.calls,
                          time.monotonic() - self.started)
@@ -380,7 +368,7 @@ class _Run:
         with_blobs = [p for p in plans if p.blob_field]
         if not with_blobs:
             return False
-        self.reporter.phase("files", len(with_blobs))
+        self.progress.phase("files", len(with_blobs))
         blobs = self.repository.blobs(self.config.storage.blob_key_env)
         previous = self.store.reads.current_versions
         stats = fetch_files(self.client, blobs, staging, with_blobs, previous)
@@ -452,7 +440,7 @@ def _mark_api_cap(sections: list[Any]) -> bool:
     return hit
 
 
-def reconcile(store: Any, plans: list[ObjectPlan], staging: Path, reporter: Reporter) -> dict[str, int]:
+def reconcile(store: Any, plans: list[ObjectPlan], staging: Path, reporter: Progress) -> dict[str, int]:
     """A full run: ids the store holds as current but the org no longer has become "<Object>__deleted" rows.
 
     A full run reads every record of each object with queryAll (live and recycle bin), so a

@@ -14,11 +14,12 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from replicator.errors import InvalidInput, NotFound
 from replicator.store.blobs import BlobStore
 from replicator.store.snapshot import SnapshotStore
 from replicator.store.types import ColumnType
 
-__all__ = ["ColumnType", "attach_blobs", "object_types", "read_as_of", "resolve_run"]
+__all__ = ["BadRun", "ColumnType", "UnknownRun", "attach_blobs", "object_types", "read_as_of", "resolve_run"]
 
 BATCH_ROWS = 10_000
 SHA_LENGTH = 64
@@ -29,19 +30,27 @@ _NOT_TEXT = {"boolean", "int", "long", "double", "percent", "currency", "date", 
 APPLIED = ("completed", "partial")
 
 
+class BadRun(InvalidInput, ValueError):
+    """A run named neither 'last' nor by its number."""
+
+
+class UnknownRun(NotFound, ValueError):
+    """A run the store does not have (or, for 'last', no run that committed versions yet)."""
+
+
 def resolve_run(store: SnapshotStore, run: int | str) -> int:
     """A run id from `last` (the newest run that committed versions) or a number; checks it exists."""
     if isinstance(run, str) and run != "last":
         if not run.isdigit():
-            raise ValueError(f"a run is 'last' or a run number, not {run!r}")
+            raise BadRun(f"a run is 'last' or a run number, not {run!r}")
         run = int(run)
     if run == "last":
         applied = [r["run_id"] for r in store.ledger.runs() if r["status"] in APPLIED]
         if not applied:
-            raise ValueError("no completed or partial run in the store yet")
+            raise UnknownRun("no completed or partial run in the store yet")
         return applied[-1]
     if store.ledger.run(int(run)) is None:
-        raise ValueError(f"run {run} does not exist")
+        raise UnknownRun(f"run {run} does not exist")
     return int(run)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from replicator.backup.run import RunInProgress, run_backup
+from replicator.backup.run import BackupRequest, RunInProgress, run_backup
 from replicator.config import load_config
 from replicator.store.layout import Layout
 from replicator.store.lock import writer_lock
@@ -77,7 +77,7 @@ def job(org: Any, tmp_config: Callable[..., Path]) -> Path:
 
 
 def backup(path: Path, **kwargs: Any) -> Any:
-    return run_backup(load_config(path), "daily", **kwargs)
+    return run_backup(load_config(path), BackupRequest("daily", **kwargs))
 
 
 def live_truth(emulator: Any, obj: str) -> set[tuple[str, str]]:

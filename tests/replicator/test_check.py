@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, config_text
 
-from replicator.backup.run import run_backup
+from replicator.backup.run import BackupRequest, run_backup
 from replicator.check import CheckRequest, CheckResult, check
 from replicator.cli import cli
 from replicator.config import load_config
@@ -36,7 +36,7 @@ def backed_up(emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             for day in (0, 1):
                 if day:
                     emulator.control("POST", "churn", {"days": 1})
-                assert run_backup(load_config(config), "daily").status == "completed"
+                assert run_backup(load_config(config), BackupRequest("daily")).status == "completed"
             yield folder / "store"
         finally:
             emulator.control("POST", "reset", {})

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from replicator.config import EndpointSettings
+from replicator.errors import ReplicatorError
 from replicator.sinks.sql.dialect import SqlDialect
 from replicator.sinks.sql.registry import dialect
 from replicator.sinks.sql.tables import column_names, create_table
@@ -40,8 +41,11 @@ CONNECT_TIMEOUT = 15
 CSV_ROWS = 100_000
 
 
-class EndpointError(Exception):
+class EndpointError(ReplicatorError):
     """An endpoint export failed; the message names the endpoint and never holds its password."""
+
+    http_status = 502
+    kind = "endpoint"
 
 
 @dataclass
