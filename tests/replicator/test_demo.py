@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,3 +23,12 @@ def test_demo_backs_up_twice_and_shows_a_changed_and_a_deleted_record(tmp_path: 
     # the deleted record's history ends in a tombstone written by run 2
     deleted_part = out[out.index("A deleted Account"):]
     assert "│ 2 " in deleted_part and "True" in deleted_part
+    # and the store it leaves behind passes `replicator check`, file bodies read and verified
+    checked = subprocess.run(
+        [str(Path(sys.executable).parent / "replicator"), "--config", str(tmp_path / "demo" / "config.toml"),
+         "check", "--read-blobs", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    report = json.loads(checked.stdout)
+    assert report["problems"] == [] and report["versions"] > 0 and report["blobs_read"] > 0
