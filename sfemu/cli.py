@@ -61,14 +61,25 @@ def _faults(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(exc)) from None
 
 
+def org_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--port/--state-dir/--scale/--seed, shared by `serve` and `start` (which passes them on)."""
+    options = [
+        click.option("--port", default=8443, show_default=True, type=click.IntRange(0, 65535),
+                     help="Port to listen on; 0 picks a free one (reported at start and in the ready file)."),
+        click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True,
+                     type=click.Path(file_okay=False, path_type=Path), help="Org data, TLS files and spool."),
+        click.option("--scale", default=2000, show_default=True, type=click.IntRange(1),
+                     help="Org size (records)."),
+        click.option("--seed", default=42, show_default=True, type=int, help="Seed of the generated data."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @emulator.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8443, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on; 0 picks a free one (reported at start and in the ready file).")
-@click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Org data, TLS files and spool.")
-@click.option("--scale", default=2000, show_default=True, type=click.IntRange(1), help="Org size (records).")
-@click.option("--seed", default=42, show_default=True, type=int, help="Seed of the generated data.")
+@org_options
 @click.option("--count", "counts", multiple=True, callback=_counts, metavar="OBJECT=N",
               help="Exact record count of an object (repeatable).")
 @click.option("--no-files", is_flag=True, help="Generate no file bodies (ContentVersion, Attachment).")
@@ -132,12 +143,7 @@ def serve(host: str, port: int, state_dir: Path, scale: int, seed: int, counts: 
 
 
 @emulator.command(context_settings=CONTEXT_SETTINGS)
-@click.option("--port", default=8443, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (a free one is used if it is taken).")
-@click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Where the org, TLS files and log live.")
-@click.option("--scale", default=2000, show_default=True, type=click.IntRange(1), help="Org size (records).")
-@click.option("--seed", default=42, show_default=True, type=int, help="Seed of the generated data.")
+@org_options
 @click.option("--org-type", type=click.Choice(["production", "sandbox"]), default="production",
               show_default=True)
 @click.option("--reset-data", is_flag=True, help="Regenerate the org even if the state dir holds one.")
