@@ -49,6 +49,7 @@ class CatalogResult(JobResult):
             if plan.filter_by:
                 how += f", queried per {plan.filter_by[1]} id ({plan.filter_by[0]} IN ...)"
             lines.append(f"+ {plan.name}: {plan.records} records ({how})")
+            lines.append(f"    changes: {plan.change_strategy}")
             for f in plan.fields:
                 note = f" ({f.reason})" if f.reason else ""
                 lines.append(f"    {'+' if f.included else '-'} {f.name} {f.type}{note}")

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from replicator.backup.exactness import full_due, schema_changes
 from replicator.backup.probe import Probe, next_watermarks, probe
 from replicator.config import Config, ConfigError, JobSettings
 from replicator.errors import InvalidInput
@@ -40,6 +41,7 @@ from replicator.store.repository import Repository
 from replicator.store.schema import quote
 from replicator.store.snapshot import Section as StoreSection
 from replicator.store.snapshot import SnapshotStore
+from replicator.store.versions import CountMismatch
 
 log = logging.getLogger("replicator.backup.run")
 
@@ -254,9 +256,14 @@ class _Run:
         self.started = time.monotonic()
         self.run_id: int | None = None
         self.run_dir: Path | None = None
+        self.run_ts = datetime.now(UTC)
+        self.counted: set[str] = set()  # objects whose org count this run read fresh
 
     def execute(self) -> RunResult:
         self._recover()
+        if not self.full and full_due(self.store.ledger.runs(), self.job.name, self.job.full_every_days,
+                                      datetime.now(UTC)):
+            self.full = True  # the periodic whole read (jobs.<name>.full_every_days)
         kind = "full" if self.full else "incremental"
         self.run_id = self.store.ledger.begin_run(self.job.name, self.job.org, kind, self.full)
         self.run_dir = self.repository.run_folder(self.run_id)
@@ -318,21 +325,25 @@ class _Run:
             plans = self._plan()
             cursors = {p.name: self.store.reads.cursor(p.name) for p in plans if p.included}
         selected = self._selected(plans)
-        unchanged = found.unchanged
+        recorded = self.store.reads.field_types
+        events = {p.name: ev for p in selected if (ev := schema_changes(recorded(p.name), p))}
+        unchanged = found.unchanged - events.keys()
         todo = [p for p in selected if p.name not in unchanged]
+        # Read whole (and compare every field): --full, objects without a cursor, changed schemas.
+        whole = {p.name for p in todo if self.full or p.cursor is None or p.name in events}
         pause("planned")
 
         self.progress.phase(f"extract {len(todo)} objects", len(todo))
         assert self.run_dir is not None
         staging = self.run_dir / "staging.duckdb"
-        sections: list[Any] = []
-        if todo:
-            org_now = max((datetime.fromisoformat(c) for c in found.covered.values()),
-                          default=datetime.now(UTC))
-            sections = list(extract(self.client, todo, {p.name: cursors.get(p.name) for p in todo}, staging,
-                                    run_ts=max(org_now, datetime.now(UTC)), full=self.full))
-        sections = [_store_section(s) for s in sections]
+        org_now = max((datetime.fromisoformat(c) for c in found.covered.values()), default=datetime.now(UTC))
+        self.run_ts = max(org_now, datetime.now(UTC))
+        sections = self._extract(todo, cursors, whole, staging)
         cap_hit = _mark_api_cap(sections)
+        for s in sections:
+            if s.object in events:
+                note = f"schema changed ({'; '.join(events[s.object])}): every record re-read and compared"
+                s.message = f"{s.message}; {note}" if s.message else note
         sections += [StoreSection(object=p.name, status="ok", message="unchanged since the previous run")
                      for p in selected if p.name in unchanged]
         self.progress.advance(n=len(todo))
@@ -342,25 +353,69 @@ class _Run:
         if ok_plans and not cap_hit:
             cap_hit = self._files(ok_plans, staging)
         pause("files")
-        if self.full and ok_plans:
-            self.progress.phase("reconcile ids", len(ok_plans))
-            reconcile(self.store, ok_plans, staging, self.progress)
+        self._reconcile([p for p in ok_plans if p.name in whole], staging)
         cap_hit = self._count(selected, sections, unchanged) or cap_hit
-        status, message = decide_status(sections, self._failed_streaks(sections), cap_hit)
-        self.progress.phase("apply")
         pause("applying")
         assert self.run_id is not None
         if not staging.exists():  # nothing extracted: apply still records the sections and status
             connect_staging(staging).close()
-        # the store fills each section's store_count inside the same transaction (integrity check)
-        self.store.versions.apply(self.run_id, staging, ok_plans, sections, status=status, message=message,
-                                  counters={"api_calls": self.client.ledger.calls})
+        expect = {s.object: s.org_count for s in sections
+                  if s.object in self.counted and s.org_count is not None and s.object not in whole}
+        try:
+            status, message = self._apply(staging, ok_plans, sections, cap_hit, whole, expect)
+        except CountMismatch as exc:
+            # A count that differs after an incremental read means changes Salesforce did not report
+            # (e.g. records purged long ago): read those objects whole and apply again.
+            again = [p for p in ok_plans if p.name in exc.off]
+            redone = {s.object: s for s in self._extract(again, cursors, set(exc.off), staging)}
+            for i, s in enumerate(sections):
+                if s.object in redone:
+                    org, store = exc.off[s.object]
+                    fresh = redone[s.object]
+                    note = (f"the org held {org} records where the store would have held {store}: "
+                            "re-read whole and reconciled")
+                    fresh.message = f"{fresh.message}; {note}" if fresh.message else note
+                    fresh.org_count, fresh.items = s.org_count, s.items + fresh.items
+                    sections[i] = fresh
+            redo = [p for p in again if _status_of(sections, p.name) == "ok"]
+            if redo and not cap_hit:
+                cap_hit = self._files(redo, staging)
+            self._reconcile(redo, staging)
+            ok_plans = [p for p in ok_plans if _status_of(sections, p.name) == "ok"]
+            status, message = self._apply(staging, ok_plans, sections, cap_hit, whole | set(exc.off), None)
         pause("applied")
         self._remember(plans, found, sections)
         self.progress.phase("retention")
         self.store.versions.prune(self.job.retention_months)
         return RunResult(self.run_id, status, message, sections, self.client.ledger.calls,
                          time.monotonic() - self.started)
+
+    def _extract(self, plans: list[ObjectPlan], cursors: dict[str, datetime | None], whole: set[str],
+                 staging: Path) -> list[Any]:
+        """Stage `plans` from their store cursors, or from the beginning for those in `whole`."""
+        if not plans:
+            return []
+        start = {p.name: None if p.name in whole else cursors.get(p.name) for p in plans}
+        return [_store_section(s) for s in extract(self.client, plans, start, staging, run_ts=self.run_ts,
+                                                    full=self.full)]
+
+    def _reconcile(self, plans: list[ObjectPlan], staging: Path) -> None:
+        """Objects read whole: ids the store holds that the read did not return become deletions."""
+        if plans:
+            self.progress.phase("reconcile ids", len(plans))
+            reconcile(self.store, plans, staging, self.progress)
+
+    def _apply(self, staging: Path, ok_plans: list[ObjectPlan], sections: list[Any], cap_hit: bool,
+               whole: set[str], expect: dict[str, int] | None) -> tuple[str, str]:
+        """Decide the status and commit everything in one transaction (CountMismatch: nothing committed)."""
+        status, message = decide_status(sections, self._failed_streaks(sections), cap_hit)
+        self.progress.phase("apply")
+        assert self.run_id is not None
+        # the store fills each section's store_count inside the same transaction (integrity check)
+        self.store.versions.apply(self.run_id, staging, ok_plans, sections, status=status, message=message,
+                                  counters={"api_calls": self.client.ledger.calls}, compare_all=whole,
+                                  expect=expect)
+        return status, message
 
     def _files(self, plans: list[ObjectPlan], staging: Path) -> bool:
         """File bodies of the changed records into the blob store; True when the API cap stopped it."""
@@ -386,8 +441,14 @@ class _Run:
             fresh = org_counts(self.batcher, [p for p in selected if p.name not in unchanged])
         except BudgetExceeded:
             fresh = {}
+        self.counted = {o for o, n in fresh.items() if n is not None}
+        planned = {p.name: p.records for p in selected}
         for s in sections:
-            s.org_count = fresh.get(s.object, self.state.org_counts.get(s.object))
+            # the org refused the count (e.g. QUERY_TIMEOUT): the last known count, else the plan's,
+            # so a failed big object weighs what it holds in the 95% rule, not one record
+            known = fresh.get(s.object)
+            s.org_count = known if known is not None else self.state.org_counts.get(
+                s.object, planned.get(s.object))
         return not fresh and len(unchanged) < len(selected)
 
     def _failed_streaks(self, sections: list[Any]) -> dict[str, int]:

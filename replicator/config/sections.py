@@ -156,6 +156,7 @@ class JobSettings:
     schedule: str = field(
         default="02:00", metadata=in_file(lambda values: SCHEDULES[values["kind"]][2]))
     retention: Literal["3m", "6m", "unlimited"] = "unlimited"
+    full_every_days: Annotated[int, Range(0, 366)] = 7
 
     @property
     def retention_months(self) -> int | None:

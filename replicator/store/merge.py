@@ -82,12 +82,16 @@ def evolve(con: duckdb.DuckDBPyConnection, obj: str, plan: ObjectPlan) -> dict[s
 
 
 def merge_object(con: duckdb.DuckDBPyConnection, plan: ObjectPlan, columns: dict[str, str],
-                 staged: Table | None, deleted: Table | None, run_id: int, run_ts: datetime) -> Counts:
+                 staged: Table | None, deleted: Table | None, run_id: int, run_ts: datetime, *,
+                 compare_all: bool = False) -> Counts:
     """Write this run's versions of one object. `staged`/`deleted`: qualified staging tables or None.
 
     `deleted` holds Ids known deleted ("<Object>__deleted": Id, deleted_at): a staged row of such an
     Id becomes a tombstone unless it is newer than the deletion; an Id that is only current in the
-    store gets a tombstone copying its current values.
+    store gets a tombstone copying its current values. `compare_all`: a staged row makes a version
+    when any field differs, not only the cursor: Salesforce changes some values without moving
+    SystemModstamp (a new field's default, a lookup cleared by a purge), and a full re-read must
+    catch them.
     """
     hist = f"hist.{quote(plan.name)}"
     cursor = plan.cursor if plan.cursor in columns else None
@@ -100,9 +104,9 @@ def merge_object(con: duckdb.DuckDBPyConnection, plan: ObjectPlan, columns: dict
         counts = Counts()
         if deleted is not None:
             counts.deleted += _apply_deleted(con, hist, columns, deleted, cursor, run_id, run_ts)
-        if cursor:
+        if cursor and not compare_all:
             changed = f"c.{quote(cursor)} IS DISTINCT FROM s.{quote(cursor)}"
-        else:  # no cursor field: compare every field
+        else:  # no cursor field, or a full re-read: compare every field
             changed = " OR ".join(f"c.{quote(n)} IS DISTINCT FROM s.{quote(n)}" for n in columns) or "false"
         if not first:
             con.execute(f"""CREATE TEMP TABLE _chg AS

@@ -11,7 +11,7 @@ re-reads the same range and completes the work without duplicate or lost version
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +27,18 @@ from replicator.store.merge import Counts, evolve, merge_object, staged_tables
 from replicator.store.reads import Reads
 from replicator.store.schema import literal, object_sql, objects_view, quote
 
-__all__ = ["Versions", "months_before"]
+__all__ = ["CountMismatch", "Versions", "months_before"]
+
+
+class CountMismatch(Exception):
+    """Applying would leave objects whose live count differs from the org's; nothing was committed.
+
+    `off` maps each object to (org count, store count after the apply that was rolled back).
+    """
+
+    def __init__(self, off: Mapping[str, tuple[int, int]]) -> None:
+        super().__init__(", ".join(f"{o}: org {n}, store {m}" for o, (n, m) in off.items()))
+        self.off = dict(off)
 
 # Compact when at least this share of the file's blocks (and this many 256 KiB blocks) are free.
 # Measured (benchmarks/storage.py, 1M records, 30 runs at 1% churn): the used data is 1.40x one full
@@ -57,13 +68,19 @@ class Versions:
 
     def apply(self, run_id: int, staging: Path, plans: list[ObjectPlan], sections: list[Section], *,
               status: str | None = None, message: str | None = None,
-              counters: Mapping[str, Any] | None = None, checkpoint: bool = True) -> dict[str, Counts]:
+              counters: Mapping[str, Any] | None = None, checkpoint: bool = True,
+              compare_all: Collection[str] = (), expect: Mapping[str, int] | None = None
+              ) -> dict[str, Counts]:
         """Commit a run's staged records as versions, its sections and its final status: one transaction.
 
         Objects whose Section is 'failed' are left untouched (their staged rows may be an incomplete
         range, and the cursor must not move past unread records). `status` defaults to 'completed'
         when no section failed, 'failed' when all did, else 'partial'. `checkpoint`: end with
-        checkpoint() (the default; benchmarks time it apart).
+        checkpoint() (the default; benchmarks time it apart). `compare_all`: objects whose staged
+        rows are compared field by field (merge_object). `expect`: the org's live count per object;
+        when an applied object would end with another count, nothing is committed and CountMismatch
+        names those objects, so the caller can re-read them in full and apply again (the only way
+        to see deletions Salesforce no longer reports, such as records purged long ago).
         """
         run_ts = self.ledger.running(run_id)["run_ts"]
         failed = {s.object for s in sections if s.status == FAILED}
@@ -78,13 +95,19 @@ class Versions:
                         continue
                     columns = evolve(con, plan.name, plan)
                     counts[plan.name] = merge_object(con, plan, columns, tables.get(plan.name),
-                                                     tables.get(plan.name + "__deleted"), run_id, run_ts)
+                                                     tables.get(plan.name + "__deleted"), run_id, run_ts,
+                                                     compare_all=plan.name in compare_all)
                     self._track(plan, run_id)
                     self._record_field_types(plan, run_id)
                     for ddl in object_sql(plan.name):
                         con.execute(ddl)
                 con.execute(objects_view(self.reads.objects()))
                 live = self.reads.live_counts()
+                if expect is not None:
+                    off = {o: (n, live.get(o, 0)) for o, n in expect.items()
+                           if o in counts and live.get(o, 0) != n}
+                    if off:
+                        raise CountMismatch(off)  # rolls the transaction back
                 sections = [s if s.store_count is not None or s.object not in live
                             else Section(**{**asdict(s), "store_count": live[s.object]}) for s in sections]
                 if status is None:
