@@ -39,7 +39,8 @@ def _field_name(save: Save, names: tuple[str, ...]) -> str | None:
 
 
 def stage(save: Save) -> None:
-    """Fill the computed file fields of the staged records (after validation, before the write)."""
+    """Fill the computed file fields of the staged records (before validation: a ContentVersion's
+    Title comes from PathOnClient when none is given)."""
     body, size = _field_name(save, BODY_FIELDS), _field_name(save, SIZE_FIELDS)
     if body is None:
         return
@@ -51,12 +52,12 @@ def stage(save: Save) -> None:
     if sets:
         save.cur.execute(f"UPDATE {save.staged} SET {', '.join(sets)}")
     if save.obj.name == VERSION and save.op == "insert":
-        _stage_versions(save)
+        _name_versions(save)
 
 
-def _stage_versions(save: Save) -> None:
-    """Names, types, version numbers and (new) document ids of inserted ContentVersions."""
-    cur, store, staged = save.cur, save.store, save.staged
+def _name_versions(save: Save) -> None:
+    """Title, extension, type and content date of inserted ContentVersions, from PathOnClient."""
+    cur, staged = save.cur, save.staged
     ext = "lower(nullif(regexp_extract(\"PathOnClient\", '\\.([^./\\\\]+)$', 1), ''))"
     cur.execute(
         f'UPDATE {staged} SET "FileExtension" = coalesce("FileExtension", {ext}), '
@@ -66,6 +67,14 @@ def _stage_versions(save: Save) -> None:
     )
     # the data generator's rule (FileType = the extension in capitals), so generated and API files agree
     cur.execute(f'UPDATE {staged} SET "FileType" = coalesce("FileType", upper("FileExtension"))')
+
+
+def number_versions(save: Save) -> None:
+    """Version numbers, IsLatest and (new) document ids of inserted ContentVersions (after validation,
+    which would refuse the ids of documents not written yet)."""
+    if save.obj.name != VERSION or save.op != "insert":
+        return
+    cur, store, staged = save.cur, save.store, save.staged
     fresh = [r[0] for r in cur.execute(
         f'SELECT _row FROM {staged} WHERE "ContentDocumentId" IS NULL ORDER BY _row').fetchall()]
     if fresh:

@@ -183,8 +183,9 @@ class Save:
             hooks.before_save(ctx)
             self._add_failures(ctx.failures, 5)
             self._compose_name()
-        self._check_values()
         files.stage(self)
+        self._check_values()
+        files.number_versions(self)
         self.failures = collect_errors(cur, self.err) if self.error_rows else {}
         return self.failures
 
