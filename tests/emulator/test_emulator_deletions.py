@@ -38,6 +38,18 @@ def stamp(sf: Salesforce, obj: str, record_id: str) -> str:
     return getattr(sf, obj).get(record_id)["SystemModstamp"]
 
 
+def assert_purged_just_now(emulator: Any, answer: dict[str, Any]) -> None:
+    """earliestDateAvailable is the last physical deletion of the type: a moment ago, to the minute."""
+    earliest = datetime.strptime(answer["earliestDateAvailable"], "%Y-%m-%dT%H:%M:%S.%f%z")
+    assert now_of(emulator) - earliest < timedelta(minutes=3)
+
+
+def assert_cleared_quietly(sf: Salesforce, obj: str, record_id: str, lookup: str, before: str) -> None:
+    """The lookup to the purged record is null, and the referencing record's SystemModstamp did not move."""
+    after = getattr(sf, obj).get(record_id)
+    assert after[lookup] is None and after["SystemModstamp"] == before
+
+
 def test_hard_deleted_records_and_their_cascaded_children_stay_listed(sf: Salesforce, emulator: Any) -> None:
     lead = sf.Lead.create({"LastName": "Gone", "Company": "Hard Delete Co"})["id"]
     note = sf.Note.create({"ParentId": lead, "Title": "goes with its lead"})["id"]
@@ -50,12 +62,8 @@ def test_hard_deleted_records_and_their_cascaded_children_stay_listed(sf: Salesf
     notes, _ = deleted(sf, emulator, "Note")
     assert lead in leads and note in notes
     assert leads[lead] == notes[note]  # the child is deleted with, and when, its parent is
-    # earliestDateAvailable: when a Lead was last physically deleted (just now, to the minute)
-    earliest = datetime.strptime(answer["earliestDateAvailable"], "%Y-%m-%dT%H:%M:%S.%f%z")
-    assert now_of(emulator) - earliest < timedelta(minutes=3)
-    # the Task's lookup to the purged Lead is cleared; its stamps do not move
-    after = sf.Task.get(task)
-    assert after["WhoId"] is None and after["SystemModstamp"] == task_stamp
+    assert_purged_just_now(emulator, answer)  # earliestDateAvailable: a Lead was physically deleted
+    assert_cleared_quietly(sf, "Task", task, "WhoId", task_stamp)
 
 
 def test_records_purged_from_the_recycle_bin_stay_listed(sf: Salesforce, emulator: Any) -> None:
@@ -74,10 +82,8 @@ def test_records_purged_from_the_recycle_bin_stay_listed(sf: Salesforce, emulato
                         include_deleted=True)["totalSize"] == 0
     after, answer = deleted(sf, emulator, "Contact")
     assert after[contact] == before[contact] and after[boss] == before[boss]
-    earliest = datetime.strptime(answer["earliestDateAvailable"], "%Y-%m-%dT%H:%M:%S.%f%z")
-    assert now_of(emulator) - earliest < timedelta(minutes=3)
-    cleared = sf.Contact.get(report)
-    assert cleared["ReportsToId"] is None and cleared["SystemModstamp"] == report_stamp
+    assert_purged_just_now(emulator, answer)
+    assert_cleared_quietly(sf, "Contact", report, "ReportsToId", report_stamp)
 
 
 def test_an_undeleted_record_is_no_longer_listed(sf: Salesforce, emulator: Any) -> None:
