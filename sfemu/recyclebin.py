@@ -8,9 +8,10 @@ All functions work on the store's thread-local cursor, so they join an open DML 
 Every path writes the org's delete log, because Salesforce's getDeleted and `/sobjects/X/deleted`
 read a delete log ("Deleted records are written to a delete log which this resource accesses",
 REST API guide, sObject Get Deleted), not the recycle bin: a record hard deleted, purged from the
-bin or removed with its parent stays listed for the log's 15 days. An undelete removes the entry:
-the record is no longer deleted, and replication finds it through getUpdated (its SystemModstamp
-moves), as the SOAP guide's data replication steps expect.
+bin or removed with its parent stays listed for the log's 15 days. The documentation does not say
+what an undelete does to the log; the emulator removes the entry, because the guide's replication
+steps apply getUpdated and then getDeleted to the same window: a record deleted and undeleted in it
+must come out live (its SystemModstamp moves, so getUpdated lists it), not deleted.
 """
 
 from __future__ import annotations
