@@ -16,15 +16,30 @@ Everything runs set-wise on the save's staged temp table, inside the save's tran
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
 from sfemu.dml import sql as q
-from sfemu.store import quote
+from sfemu.store import Store, quote
 
 if TYPE_CHECKING:
-    from sfemu.dml.save import Save
+    import duckdb
+
+    from sfemu.schema import SObject
+
+
+class Save(Protocol):
+    """What these rules read of a save (sfemu.dml.save.Save), named here so neither imports the other."""
+
+    obj: SObject
+    op: str
+    cur: duckdb.DuckDBPyConnection
+    store: Store
+    staged: str
+    stamp: datetime
+    user_id: str
 
 BODY_FIELDS = ("Body", "VersionData")
 SIZE_FIELDS = ("BodyLength", "ContentSize")
