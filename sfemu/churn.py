@@ -28,9 +28,9 @@ from sfemu.datagen import (
     skipped_by_backup,
 )
 from sfemu.ids import make_id
-from sfemu.recyclebin import soft_delete, undelete
+from sfemu.recyclebin import purge, soft_delete, undelete
 from sfemu.schema import Field, SObject
-from sfemu.store import DELETED_AT, RECYCLE_BIN_DAYS, Store, quote
+from sfemu.store import DELETED_AT, Store, quote
 
 # Setup objects and objects whose rows only make sense generated together stay still by default.
 STATIC = frozenset({"Organization", "RecordType", "Profile", "UserRole", "User", "Pricebook2",
@@ -285,22 +285,3 @@ def _undelete(store: Store, gen: Generator, obj: SObject, stamps: np.ndarray, rn
         rows = pa.table({"Id": pa.array(ids), "ts": _ts(stamps[:len(ids)])})
         for name, n in undelete(store, obj, rows).items():
             report.add(name, "undelete", n)
-
-
-def purge(store: Store, now: datetime) -> int:
-    """Empty the recycle bin of records deleted over 15 days ago, clearing lookups that pointed at them."""
-    cutoff = now.replace(tzinfo=None) - timedelta(days=RECYCLE_BIN_DAYS)
-    cur = store.cursor()
-    with store.write_lock:
-        for parent in store.schema:
-            if not parent.key_prefix:
-                continue
-            gone = f'SELECT "Id" FROM {store.table(parent)} WHERE {quote(DELETED_AT)} < ?'
-            for rel in store.schema.children(parent.name):
-                if rel.cascade_delete or not rel.field.nillable or not rel.field.stored:
-                    continue
-                cur.execute(f"UPDATE {store.table(rel.child)} SET {store.column(rel.field)} = NULL "
-                            f"WHERE {store.column(rel.field)} IN ({gone})", [cutoff])
-        return store.purge_recycle_bin(now)
-
-

@@ -341,6 +341,29 @@ def ledger(url: str, ca: str | None, token: str | None, since: int, as_json: boo
                f"API usage {usage['used']}/{usage['max']}")
 
 
+@emulator.command("add-field", context_settings=CONTEXT_SETTINGS)
+@client_options
+@click.argument("object_name", metavar="OBJECT")
+@click.argument("field_name", metavar="FIELD")
+@click.option("--type", "ftype", default="string", show_default=True,
+              help="Field type as in a schema file (boolean, string, int, double, date, picklist...).")
+@click.option("--length", type=click.IntRange(1), help="Text length.")
+@click.option("--default", "default", metavar="VALUE", help="Default value (existing records get it too).")
+@click.option("--label", help="Field label.")
+def add_field(url: str, ca: str | None, token: str | None, object_name: str, field_name: str, ftype: str,
+              length: int | None, default: str | None, label: str | None) -> None:
+    """Add custom FIELD (ending in __c) to OBJECT while the org runs."""
+    body: dict[str, Any] = {"object": object_name, "name": field_name, "type": ftype}
+    if length is not None:
+        body["length"] = length
+    if label is not None:
+        body["label"] = label
+    if default is not None:
+        body["default"] = {"true": True, "false": False}.get(default.lower(), default) \
+            if ftype == "boolean" else default
+    _print(_control(url, ca, token).call("POST", "fields", body))
+
+
 @emulator.command(context_settings=CONTEXT_SETTINGS)
 @client_options
 @click.argument("object_name", metavar="OBJECT")

@@ -217,6 +217,44 @@ def expire_sessions(ctx: Ctx) -> Response:
     return json_response({"revoked": ctx.org.sessions.revoke_all()})
 
 
+# --- schema and recycle bin ---------------------------------------------------------------------
+
+
+def add_field(ctx: Ctx) -> Response:
+    """Add a custom field to an object while the org runs: {"object", "name", "type", "length",
+    "default", ...} (settings as in a schema file); existing records get the default untouched."""
+    from sfemu.schema import SchemaError
+    from sfemu.schema_change import add_field as add
+
+    data = _body(ctx)
+    missing = [k for k in ("object", "name") if not isinstance(data.get(k), str) or not data.get(k)]
+    if missing:
+        raise bad_request(f"send {', '.join(repr(k) for k in missing)} as text")
+    spec = {k: v for k, v in data.items() if k not in ("object", "name")}
+    try:
+        f = add(ctx.org, data["object"], data["name"], spec)
+    except SchemaError as exc:
+        raise bad_request(str(exc)) from None
+    obj = ctx.org.schema.get(data["object"])
+    return json_response({"object": obj.name, "field": f.name, "type": f.type, "length": f.length,
+                          "default": f.default_value,
+                          "last_modified": ctx.org.schema.last_modified.isoformat()})
+
+
+def empty_recycle_bin(ctx: Ctx) -> Response:
+    """Purge the recycle bin now, as an admin's "Empty your recycle bin" or emptyRecycleBin() does:
+    every binned record (or those deleted before {"before": ISO-8601}) is removed for good."""
+    from sfemu.recyclebin import purge
+
+    data = _body(ctx)
+    if set(data) - {"before"}:
+        raise bad_request("send {} or {'before': ISO-8601}")
+    now = ctx.org.clock.now()
+    before = _moment(data["before"], "before") if "before" in data else now + timedelta(milliseconds=1)
+    purged = purge(ctx.org.store, now, cutoff=before.astimezone(UTC).replace(tzinfo=None))
+    return json_response({"purged": purged})
+
+
 # --- ground truth -------------------------------------------------------------------------------
 
 
@@ -311,5 +349,7 @@ ROUTES: list[Route] = [
     _control(("GET", "POST"), "/limits", limits),
     _control(("GET", "DELETE"), "/ledger", ledger),
     _control("POST", "/sessions/expire", expire_sessions),
+    _control("POST", "/fields", add_field),
+    _control("POST", "/recyclebin/empty", empty_recycle_bin),
     _control("GET", r"/dump/(?P<object>[A-Za-z][A-Za-z0-9_]*)", dump),
 ]

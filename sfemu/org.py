@@ -96,6 +96,8 @@ class EmulatedOrg:
         """
         s = self.settings
         s.seed, s.scale, s.counts = seed, scale, dict(counts)
+        if self.extensions.get("fields_added"):  # fields added at run time go with the reset
+            self.schema = Schema.load(*(s.schema_files or [STANDARD_SCHEMA]))
         self.extensions.clear()  # query locators, bulk jobs and any other per-feature state
         self.sessions.revoke_all()
         self.faults.configure(s.faults)

@@ -1,17 +1,27 @@
-"""The recycle bin: soft delete with master-detail cascade, undelete, hard delete.
+"""The recycle bin: soft delete with master-detail cascade, undelete, hard delete, purge.
 
 One implementation serves the DML engine (API deletes), the data generator (a bin that is not
-empty) and churn (simulated deletes and undeletes). Children deleted by a cascade get their
-parent's deletion time in `_DeletedAt`, which is how undelete finds what to restore with it.
+empty) and churn (simulated deletes, undeletes and the bin's purge). Children deleted by a cascade
+get their parent's deletion time in `_DeletedAt`, which is how undelete finds what to restore with it.
 All functions work on the store's thread-local cursor, so they join an open DML transaction.
+
+Every path writes the org's delete log, because Salesforce's getDeleted and `/sobjects/X/deleted`
+read a delete log ("Deleted records are written to a delete log which this resource accesses",
+REST API guide, sObject Get Deleted), not the recycle bin: a record hard deleted, purged from the
+bin or removed with its parent stays listed for the log's 15 days. The documentation does not say
+what an undelete does to the log; the emulator removes the entry, because the guide's replication
+steps apply getUpdated and then getDeleted to the same window: a record deleted and undeleted in it
+must come out live (its SystemModstamp moves, so getUpdated lists it), not deleted.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pyarrow as pa
 
 from sfemu.schema import SObject
-from sfemu.store import DELETED_AT, Store, quote
+from sfemu.store import DELETED_AT, RECYCLE_BIN_DAYS, Store, quote
 
 _AUDIT = ("LastModifiedDate", "SystemModstamp")
 
@@ -59,6 +69,11 @@ def soft_delete(store: Store, obj: SObject, rows: pa.Table, *, clamp: bool = Fal
         finally:
             cur.unregister("_del")
         out[obj.name] = done.num_rows
+        cur.register("_logged", done)
+        try:
+            store.log_deletions(obj, "_logged")
+        finally:
+            cur.unregister("_logged")
         for child, kids in _cascade_children(
             store, obj, done, f"c.{quote(DELETED_AT)} IS NULL", 'c."Id", p."ts"'
         ):
@@ -84,6 +99,7 @@ def undelete(store: Store, obj: SObject, rows: pa.Table) -> dict[str, int]:
                 f"UPDATE {store.table(obj)} AS t SET {', '.join(sets)} FROM _und d "
                 f'WHERE t."Id" = d."Id" AND t.{quote(DELETED_AT)} IS NOT NULL'
             )
+            store.unlog_deletions(obj, "_und")
         finally:
             cur.unregister("_und")
         out[obj.name] = restored.num_rows
@@ -96,20 +112,58 @@ def undelete(store: Store, obj: SObject, rows: pa.Table) -> dict[str, int]:
     return out
 
 
-def hard_delete(store: Store, obj: SObject, ids: pa.Table) -> dict[str, int]:
-    """Remove records (Id) for good, live or in the bin, with their master-detail children."""
+def hard_delete(store: Store, obj: SObject, rows: pa.Table) -> dict[str, int]:
+    """Remove records (Id, ts) for good, live or in the bin, with their master-detail children.
+
+    Records still live get a delete-log entry at `ts` (those in the bin have one already); lookups
+    on other records that pointed at them are cleared (see `clear_lookups`).
+    """
     cur = store.cursor()
     out = {obj.name: 0}
     with store.write_lock:
-        for child, kids in _cascade_children(store, obj, ids.select(["Id"]), "true", 'c."Id"'):
+        for child, kids in _cascade_children(store, obj, rows, "true", 'c."Id", p."ts"'):
             if kids.num_rows:
                 for k, v in hard_delete(store, child, kids).items():
                     out[k] = out.get(k, 0) + v
-        cur.register("_hard", ids.select(["Id"]))
+        cur.register("_hard", rows.select(["Id", "ts"]))
         try:
+            store.log_deletions(obj, f'(SELECT h.* FROM _hard h JOIN {store.table(obj)} t ON t."Id" = h."Id" '
+                                     f"AND t.{quote(DELETED_AT)} IS NULL)")
+            clear_lookups(store, obj, 'SELECT "Id" FROM _hard', [])
             out[obj.name] = cur.execute(
                 f'DELETE FROM {store.table(obj)} WHERE "Id" IN (SELECT "Id" FROM _hard)'
             ).fetchone()[0]
         finally:
             cur.unregister("_hard")
+        if out[obj.name]:
+            store.mark_physical_delete(obj, store.clock.now())
     return out
+
+
+def clear_lookups(store: Store, parent: SObject, ids_sql: str, params: list) -> None:
+    """Null the lookups of other records that point at records of `parent` about to be removed for good.
+
+    Salesforce clears a lookup whose target is purged (master-detail children go with their master;
+    restricted lookups block the delete before it gets here). The documentation does not say that
+    the referencing record's audit fields move, and a backup must not rely on it: LastModifiedDate
+    and SystemModstamp stay as they were, so only a comparison of values finds the change.
+    """
+    cur = store.cursor()
+    for rel in store.schema.children(parent.name):
+        if rel.cascade_delete or not rel.field.nillable or not rel.field.stored:
+            continue
+        cur.execute(f"UPDATE {store.table(rel.child)} SET {store.column(rel.field)} = NULL "
+                    f"WHERE {store.column(rel.field)} IN ({ids_sql})", params)
+
+
+def purge(store: Store, now: datetime, cutoff: datetime | None = None) -> int:
+    """Empty the recycle bin of records deleted before `cutoff` (default: over 15 days before `now`),
+    clearing lookups that pointed at them. Returns the number of records removed."""
+    horizon = now.replace(tzinfo=None) - timedelta(days=RECYCLE_BIN_DAYS)
+    cutoff = horizon if cutoff is None else cutoff.replace(tzinfo=None)
+    with store.write_lock:
+        for parent in store.schema:
+            if parent.key_prefix:
+                clear_lookups(store, parent, f'SELECT "Id" FROM {store.table(parent)} '
+                                             f"WHERE {quote(DELETED_AT)} < ?", [cutoff])
+        return store.purge_recycle_bin(now, cutoff=cutoff)

@@ -2,7 +2,10 @@
 
 Each table has the object's stored fields (typed from the schema, named with their canonical API
 names) plus one hidden column, `_DeletedAt`, set while a record sits in the recycle bin. Formula
-and compound fields are not stored; SOQL computes them. DuckDB keeps a million-record org on disk
+and compound fields are not stored; SOQL computes them. Two bookkeeping tables sit beside them:
+`_DeleteLog` (every deletion, whatever happens to the record afterwards: what `/deleted` and
+getDeleted read) and `_PhysicalDeletes` (when records of an object were last removed for good:
+getDeleted's earliestDateAvailable). DuckDB keeps a million-record org on disk
 with flat memory and answers the SQL that the SOQL compiler emits.
 
 Thread model: the HTTP server runs handlers in a thread pool; every thread gets its own cursor on
@@ -24,6 +27,8 @@ from sfemu.ids import counter_of, make_id
 from sfemu.schema import Field, Schema, SObject
 
 DELETED_AT = "_DeletedAt"
+DELETE_LOG = "_DeleteLog"
+PHYSICAL_DELETES = "_PhysicalDeletes"
 RECYCLE_BIN_DAYS = 15
 # DuckDB checkpoints (rewrites changed row groups and the Id index) whenever the write-ahead log
 # passes this size. At the default 16 MB a Bulk load checkpointed every ~50,000 Accounts, which
@@ -85,6 +90,10 @@ class Store:
                             f"PRIMARY KEY ({quote('Id')}))")
             last = cur.execute(f"SELECT max({quote('Id')}) FROM {self.table(obj)}").fetchone()[0]
             self._counters[obj.name.lower()] = counter_of(last) if last else 0
+        cur.execute(f'CREATE TABLE IF NOT EXISTS {quote(DELETE_LOG)} ("Object" VARCHAR, "Id" VARCHAR, '
+                    f'"DeletedDate" TIMESTAMP)')
+        cur.execute(f'CREATE TABLE IF NOT EXISTS {quote(PHYSICAL_DELETES)} ("Object" VARCHAR PRIMARY KEY, '
+                    f'"At" TIMESTAMP)')
 
     # --- ids -----------------------------------------------------------------------------
 
@@ -137,14 +146,44 @@ class Store:
 
     # --- recycle bin ---------------------------------------------------------------------
 
-    def purge_recycle_bin(self, now: datetime | None = None) -> int:
-        """Drop records deleted more than 15 days ago, as Salesforce empties its recycle bin."""
-        cutoff = (now or self.clock.now()).replace(tzinfo=None) - timedelta(days=RECYCLE_BIN_DAYS)
+    def purge_recycle_bin(self, now: datetime | None = None, *, cutoff: datetime | None = None) -> int:
+        """Drop records deleted before `cutoff` (default: 15 days before `now`), as Salesforce empties
+        its recycle bin; delete-log entries older than 15 days go too, as the log keeps 15 days."""
+        now = (now or self.clock.now()).replace(tzinfo=None)
+        horizon = now - timedelta(days=RECYCLE_BIN_DAYS)
+        cutoff = horizon if cutoff is None else cutoff.replace(tzinfo=None)
         purged = 0
         cur = self.cursor()
         with self.write_lock:
             for obj in self.schema:
-                purged += cur.execute(
+                n = cur.execute(
                     f"DELETE FROM {self.table(obj)} WHERE {quote(DELETED_AT)} < ?", [cutoff]
                 ).fetchone()[0]
+                if n:
+                    self.mark_physical_delete(obj, now)
+                purged += n
+            cur.execute(f'DELETE FROM {quote(DELETE_LOG)} WHERE "DeletedDate" < ?', [horizon])
         return purged
+
+    # --- delete log ------------------------------------------------------------------------
+
+    def log_deletions(self, obj: SObject, rows: str) -> None:
+        """Write (Id, ts) rows of the SQL relation `rows` to the delete log of `obj`."""
+        self.cursor().execute(f'INSERT INTO {quote(DELETE_LOG)} SELECT ?, r."Id", r."ts" FROM {rows} r',
+                              [obj.name])
+
+    def unlog_deletions(self, obj: SObject, rows: str) -> None:
+        """Forget the log entries of undeleted records (Id column of the SQL relation `rows`)."""
+        self.cursor().execute(f'DELETE FROM {quote(DELETE_LOG)} WHERE "Object" = ? AND "Id" IN '
+                              f'(SELECT r."Id" FROM {rows} r)', [obj.name])
+
+    def mark_physical_delete(self, obj: SObject, at: datetime) -> None:
+        """Remember that records of `obj` were removed for good at `at` (earliestDateAvailable)."""
+        self.cursor().execute(
+            f'INSERT INTO {quote(PHYSICAL_DELETES)} VALUES (?, ?) ON CONFLICT ("Object") '
+            f'DO UPDATE SET "At" = greatest("At", excluded."At")', [obj.name, at.replace(tzinfo=None)])
+
+    def last_physical_delete(self, obj: SObject) -> datetime | None:
+        row = self.cursor().execute(f'SELECT "At" FROM {quote(PHYSICAL_DELETES)} WHERE "Object" = ?',
+                                    [obj.name]).fetchone()
+        return row[0] if row else None

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sfemu.describe import record_type_id
+from sfemu.dml import files
 from sfemu.dml import sql as q
 from sfemu.dml.hooks import AutomationHooks, SaveContext, Writer
 from sfemu.dml.results import DmlError, RowResult
@@ -182,7 +183,9 @@ class Save:
             hooks.before_save(ctx)
             self._add_failures(ctx.failures, 5)
             self._compose_name()
+        files.stage(self)
         self._check_values()
+        files.number_versions(self)
         self.failures = collect_errors(cur, self.err) if self.error_rows else {}
         return self.failures
 
@@ -544,6 +547,7 @@ class Save:
             cur.execute(
                 f"UPDATE {store.table(obj)} AS t SET {sets} FROM {self.staged} s WHERE t.{ID} = s.{ID}"
             )
+        files.write(self)
         # the written rows are the staged ones that failed no check
         self.ids = {
             pos: rid

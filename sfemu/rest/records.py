@@ -21,7 +21,7 @@ from sfemu.errors import SalesforceError, not_found
 from sfemu.query import query_engine
 from sfemu.routing import DATA, Ctx, json_response, route
 from sfemu.schema import NUMBER_TYPES, TEXT_TYPES
-from sfemu.store import DELETED_AT, RECYCLE_BIN_DAYS, quote
+from sfemu.store import DELETE_LOG, DELETED_AT, RECYCLE_BIN_DAYS, quote
 
 if TYPE_CHECKING:
     from sfemu.schema import Field, SObject
@@ -217,14 +217,25 @@ def get_updated(ctx: Ctx) -> Response:
 
 
 def get_deleted(ctx: Ctx) -> Response:
+    """Ids deleted in [start, end) per the org's delete log (recycle bin, hard deletes, cascades, purges).
+
+    earliestDateAvailable is documented as "the timestamp of the last physically deleted object" of the
+    type (GetDeletedResult, SOAP API guide), and results go back "no more than 15 days": so it is the
+    last time records of this object were removed for good (hard delete, bin purge), or the log's
+    15-day horizon when that is older. The guide's "if this value is less than endDate, the call fails"
+    would fail every call after any purge; the rule enforced is the documented one that startDate may
+    not be older than the log keeps (INVALID_REPLICATION_DATE).
+    """
     obj = sobject(ctx)
     if not obj.replicateable:
         raise SalesforceError(400, "INVALID_TYPE", f"sObject type '{obj.name}' is not supported.")
-    earliest, start, covered = _window(ctx, RECYCLE_BIN_DAYS)
-    deleted_at = quote(DELETED_AT)
+    horizon, start, covered = _window(ctx, RECYCLE_BIN_DAYS)
+    physical = ctx.org.store.last_physical_delete(obj)
+    earliest = max(horizon, physical.replace(second=0, microsecond=0)) if physical else horizon
     rows = ctx.org.store.cursor().execute(
-        f"SELECT {quote('Id')}, {deleted_at} FROM {ctx.org.store.table(obj)} "
-        f"WHERE {deleted_at} >= ? AND {deleted_at} < ? ORDER BY {deleted_at}, 1", [start, covered]).fetchall()
+        f'SELECT "Id", max("DeletedDate") AS d FROM {quote(DELETE_LOG)} WHERE "Object" = ? '
+        f'AND "DeletedDate" >= ? AND "DeletedDate" < ? GROUP BY "Id" ORDER BY d, 1',
+        [obj.name, start, covered]).fetchall()
     return json_response({
         "deletedRecords": [{"id": r[0], "deletedDate": _fmt(r[1])} for r in rows],
         "earliestDateAvailable": _fmt(earliest),
