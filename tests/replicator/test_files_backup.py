@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, config_text
+from test_backup_e2e import config_text
+from test_backup_e2e import org as restored_org  # noqa: F401 (a fixture: env set, org reset after)
 
 from replicator.backup.run import BackupRequest, RunResult, run_backup
 from replicator.config import load_config
@@ -25,21 +26,12 @@ from replicator.store.snapshot import SnapshotStore
 
 SELECTION = f"include = {json.dumps(['Attachment', 'Document'])}"
 BIG = 1_500_000  # bytes of a body larger than any other answer of the org, so a fault can cut only it
+pytestmark = pytest.mark.usefixtures("restored_org")
 
 
 @pytest.fixture
-def org(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The session emulator, restored (data, faults) after the test."""
-    monkeypatch.setenv(PASSWORD_ENV, emulator.password)
-    monkeypatch.setenv(SECRET_ENV, emulator.client_secret)
-    yield emulator
-    emulator.control("PUT", "faults", {})
-    emulator.control("POST", "reset", {})
-
-
-@pytest.fixture
-def job(org: Any, tmp_config: Callable[..., Path]) -> Path:
-    return tmp_config(config_text(org, selection=SELECTION))
+def job(emulator: Any, tmp_config: Callable[..., Path]) -> Path:
+    return tmp_config(config_text(emulator, selection=SELECTION))
 
 
 def backup(path: Path) -> RunResult:
@@ -70,10 +62,10 @@ def ledger_mark(org: Any) -> int:
     return org.control("GET", "ledger?since=0")["last_seq"]
 
 
-def test_a_body_replaced_by_one_of_the_same_length_is_backed_up_again(org: Any, job: Path) -> None:
+def test_a_body_replaced_by_one_of_the_same_length_is_backed_up_again(emulator: Any, job: Path) -> None:
     first = backup(job)
     assert first.status == "completed", first.message
-    sf = org.sf()
+    sf = emulator.sf()
     record = sf.query("SELECT Id, BodyLength FROM Attachment ORDER BY Id LIMIT 1")["records"][0]
     rid, size = record["Id"], record["BodyLength"]
     old_sha, old_bytes = stored_body(job, rid)
@@ -82,23 +74,23 @@ def test_a_body_replaced_by_one_of_the_same_length_is_backed_up_again(org: Any, 
     sf.Attachment.update(rid, {"Body": base64.b64encode(new_bytes).decode()})
     assert sf.Attachment.get(rid)["BodyLength"] == size
 
-    mark = ledger_mark(org)
+    mark = ledger_mark(emulator)
     second = backup(job)
     assert second.status == "completed", second.message
     new_sha, stored = stored_body(job, rid)
     assert new_sha == hashlib.sha256(new_bytes).hexdigest() != old_sha
     assert stored == new_bytes
-    assert body_downloads(org, mark, rid) == 1
+    assert body_downloads(emulator, mark, rid) == 1
 
 
-def test_a_body_that_cannot_be_downloaded_fails_its_object_until_a_run_gets_it(org: Any, job: Path) -> None:
+def test_a_body_that_cannot_be_fetched_fails_its_object_until_a_run_gets_it(emulator: Any, job: Path) -> None:
     assert backup(job).status == "completed"
-    sf = org.sf()
+    sf = emulator.sf()
     parent = sf.query("SELECT Id FROM Account LIMIT 1")["records"][0]["Id"]
     data = hashlib.shake_256(b"big attachment").digest(BIG)
     rid = sf.Attachment.create({"Name": "big.bin", "ParentId": parent,
                                 "Body": base64.b64encode(data).decode()})["id"]
-    org.control("PUT", "faults", {"reset_rate": 1.0, "reset_min_bytes": BIG - 1000})
+    emulator.control("PUT", "faults", {"reset_rate": 1.0, "reset_min_bytes": BIG - 1000})
 
     faulty = backup(job)
     assert faulty.status != "completed", faulty.message
@@ -108,7 +100,7 @@ def test_a_body_that_cannot_be_downloaded_fails_its_object_until_a_run_gets_it(o
     assert next(s for s in faulty.sections if s.object == "Document").status == "ok"
     assert stored_body(job, rid) == (None, None)  # the object was not applied: its cursor did not move
 
-    org.control("PUT", "faults", {})
+    emulator.control("PUT", "faults", {})
     healed = backup(job)
     assert healed.status == "completed", healed.message
     assert stored_body(job, rid) == (hashlib.sha256(data).hexdigest(), data)
