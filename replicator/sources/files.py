@@ -21,10 +21,11 @@ When a body is fetched ("new or changed only"; Salesforce API calls are the scar
   moved SystemModstamp means the record changed, and its body may have.
 * A reused sha whose blob is missing from the store (lost disk, erased by mistake) is fetched again.
 
-A body that cannot be had (HTTP error, size or md5 mismatch, API cap) is never silence: it lands in
-FileStats.failed, and FileStats.problem() is the one-line reason the run gives that object's section.
 Records with the same bytes share one blob (content addressing); duplicates are still downloaded
 once per record, since matching on the md5 Checksum alone would let a crafted collision swap files.
+
+A body that cannot be had (HTTP error, size or md5 mismatch, API cap) is never silence: it lands in
+FileStats.failed, and FileStats.problem() is the one-line reason the run gives that object's section.
 """
 
 from __future__ import annotations
