@@ -351,7 +351,8 @@ class _Run:
 
         ok_plans = [p for p in todo if _status_of(sections, p.name) == "ok"]
         if ok_plans and not cap_hit:
-            cap_hit = self._files(ok_plans, staging)
+            cap_hit = self._files(ok_plans, sections, staging)
+            ok_plans = [p for p in ok_plans if _status_of(sections, p.name) == "ok"]
         pause("files")
         self._reconcile([p for p in ok_plans if p.name in whole], staging)
         cap_hit = self._count(selected, sections, unchanged) or cap_hit
@@ -379,7 +380,7 @@ class _Run:
                     sections[i] = fresh
             redo = [p for p in again if _status_of(sections, p.name) == "ok"]
             if redo and not cap_hit:
-                cap_hit = self._files(redo, staging)
+                cap_hit = self._files(redo, sections, staging)
             self._reconcile(redo, staging)
             ok_plans = [p for p in ok_plans if _status_of(sections, p.name) == "ok"]
             status, message = self._apply(staging, ok_plans, sections, cap_hit, whole | set(exc.off), None)
@@ -417,8 +418,17 @@ class _Run:
                                   expect=expect)
         return status, message
 
-    def _files(self, plans: list[ObjectPlan], staging: Path) -> bool:
-        """File bodies of the changed records into the blob store; True when the API cap stopped it."""
+    def _files(self, plans: list[ObjectPlan], sections: list[Any], staging: Path) -> bool:
+        """File bodies of the changed records into the blob store; True when the API cap stopped it.
+
+        An object with a body that could not be fetched gets a `failed` section, so apply leaves it
+        out of this run entirely. That is what makes the next run retry: the store's cursor is the
+        largest committed cursor value, so applying the object's other records would move it past
+        the failed ones (a record whose download failed has no later change to bring it back), and
+        dropping only the failed rows could not hold the cursor below them. Left out whole, the
+        object's cursor and probe watermark stay where they were and the next run re-reads the
+        same window; its already stored bodies cost no new blob (content addressing).
+        """
         from replicator.sources.files import fetch_files
         with_blobs = [p for p in plans if p.blob_field]
         if not with_blobs:
@@ -427,9 +437,11 @@ class _Run:
         blobs = self.repository.blobs(self.config.storage.blob_key_env)
         previous = self.store.reads.current_versions
         stats = fetch_files(self.client, blobs, staging, with_blobs, previous)
-        for name, st in stats.items():
-            if st.failed:
-                log.warning("%s: %d file bodies could not be fetched", name, len(st.failed))
+        for s in sections:
+            problem = stats[s.object].problem() if s.object in stats else None
+            if problem:
+                log.warning("%s: %s", s.object, problem)
+                s.status, s.message = "failed", problem
         return any(st.stopped for st in stats.values())
 
     def _count(self, selected: list[ObjectPlan], sections: list[Any], unchanged: set[str]) -> bool:

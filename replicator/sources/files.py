@@ -8,17 +8,24 @@ writes says which bytes the record had.
 
 Staging blob column convention (after fetch_files): the blob column ("VersionData" / "Body") of
 every staging row holds the lowercase sha256 hex of the body in the blob store, or NULL when the
-row is deleted, the record has no body (size 0 or NULL), or the download failed (listed in
-FileStats.failed). Whatever the extract put there (REST gives the blob URL) is replaced.
+row is deleted, the record has no body (its size is exactly 0), or the download failed (listed in
+FileStats.failed). Whatever the extract put there (REST gives the blob URL) is replaced. A NULL
+size is "unknown", not "empty": the body is fetched (and any length accepted).
 
 When a body is fetched ("new or changed only"; Salesforce API calls are the scarce resource):
 * ContentVersion bodies are immutable per version Id: fetched only when the snapshot's current
   version of that Id has no sha yet.
-* Attachment and Document bodies can be replaced in place: fetched when the record is new, has no
-  sha yet, or its size (BodyLength) or Checksum differ from the current version's.
+* Attachment and Document bodies can be replaced in place, and a replacement of the same length
+  changes neither BodyLength nor (Attachment has none) a Checksum: fetched when the record is new,
+  has no sha yet, or its SystemModstamp, size or Checksum differ from the current version's. A
+  moved SystemModstamp means the record changed, and its body may have.
 * A reused sha whose blob is missing from the store (lost disk, erased by mistake) is fetched again.
+
 Records with the same bytes share one blob (content addressing); duplicates are still downloaded
 once per record, since matching on the md5 Checksum alone would let a crafted collision swap files.
+
+A body that cannot be had (HTTP error, size or md5 mismatch, API cap) is never silence: it lands in
+FileStats.failed, and FileStats.problem() is the one-line reason the run gives that object's section.
 """
 
 from __future__ import annotations
@@ -37,11 +44,13 @@ from replicator.salesforce.catalog import BLOB_OBJECTS, ObjectPlan
 from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
 from replicator.sources.salesforce import connect_staging
 from replicator.store.blobs import BlobStore
+from replicator.store.schema import quote
 
 log = logging.getLogger("replicator.files")
 
 SIZE_FIELDS = ("ContentSize", "BodyLength")
 CHECKSUM = "Checksum"
+MODSTAMP = "SystemModstamp"  # moves whenever the record (and so possibly its body) changes
 IMMUTABLE = frozenset({"ContentVersion"})  # a new body is a new version, with a new Id
 BATCH = 2000
 
@@ -72,17 +81,23 @@ class FileStats:
     failed: list[FileFailure] = field(default_factory=list)
     stopped: str | None = None  # set when the API cap stopped downloads: the rest are in `failed`
 
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    def problem(self) -> str | None:
+        """One line for the object's section when bodies are missing (None when none are): how many,
+        and the first record with its reason, so a user can look it up in the org."""
+        if not self.failed:
+            return None
+        first = self.failed[0]
+        return (f"{len(self.failed)} of {self.records} file bodies could not be fetched "
+                f"(first: {first.id}: {first.message})")
 
 
 def fetch_files(client: OrgClient, blobs: BlobStore, staging: Path, plans: list[ObjectPlan],
                 previous: Previous | None = None) -> dict[str, FileStats]:
     """Download new or changed file bodies of the staged records; returns stats per object.
 
-    A file that fails is recorded in its object's FileStats.failed and does not fail the run;
-    retries of transient faults happen inside OrgClient.request. AuthenticationError propagates
+    A file that fails is recorded in its object's FileStats.failed (the caller decides what that
+    does to the object, see FileStats.problem); the other files of the object are still fetched.
+    Retries of transient faults happen inside OrgClient.request. AuthenticationError propagates
     (the job is disabled); reaching the API cap stops downloads, keeps carried-over shas, and marks
     the remaining downloads failed.
     """
@@ -120,22 +135,23 @@ class _Fetcher:
                  stats: FileStats, previous: Previous | None) -> None:
         self.client, self.blobs, self.con = client, blobs, con
         self.stats, self.previous = stats, previous
-        self.table = f"{_q(schema)}.{_q(stats.object)}"
+        self.table = f"{quote(schema)}.{quote(stats.object)}"
         columns = {r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
             [schema, stats.object]).fetchall()}
         self.size = next((f for f in SIZE_FIELDS if f in columns), None)
         self.checksum = CHECKSUM if CHECKSUM in columns else None
+        self.modstamp = MODSTAMP if MODSTAMP in columns and stats.object not in IMMUTABLE else None
         self.deleted = "IsDeleted" in columns
         if stats.field not in columns:
-            con.execute(f"ALTER TABLE {self.table} ADD COLUMN {_q(stats.field)} VARCHAR")
+            con.execute(f"ALTER TABLE {self.table} ADD COLUMN {quote(stats.field)} VARCHAR")
 
     def run(self) -> None:
-        col = _q(self.stats.field)
+        col = quote(self.stats.field)
         self.con.execute(f"UPDATE {self.table} SET {col} = NULL")
         live = "WHERE NOT coalesce(\"IsDeleted\", false)" if self.deleted else ""
-        extra = [c for c in (self.size, self.checksum) if c]
-        select = ", ".join(['"Id"', *(f"any_value({_q(c)}) AS {_q(c)}" for c in extra)])
+        extra = [c for c in (self.size, self.checksum, self.modstamp) if c]
+        select = ", ".join(['"Id"', *(f"any_value({quote(c)}) AS {quote(c)}" for c in extra)])
         rows = self.con.execute(
             f'SELECT {select} FROM {self.table} {live} GROUP BY "Id" ORDER BY "Id"').to_arrow_table()
         self.stats.records = rows.num_rows
@@ -167,7 +183,7 @@ class _Fetcher:
         if shas:
             update = pa.table({"Id": [r for r, _ in shas], "sha": [s for _, s in shas]})
             with _registered(self.con, "_files_shas", update):
-                self.con.execute(f'UPDATE {self.table} AS t SET {_q(body)} = u.sha FROM _files_shas u '
+                self.con.execute(f'UPDATE {self.table} AS t SET {quote(body)} = u.sha FROM _files_shas u '
                                  f'WHERE t."Id" = u."Id"')
 
     def _decide_sql(self, prev_columns: list[str]) -> str:
@@ -175,17 +191,17 @@ class _Fetcher:
         size, checksum = self.size, self.checksum
         same = ["p._sha IS NOT NULL"]
         if self.stats.object not in IMMUTABLE:
-            same += [f"p.{_q(c)} IS NOT DISTINCT FROM s.{_q(c)}" for c in (size, checksum)
-                     if c and c in prev_columns]
-        no_body = f"coalesce(s.{_q(size)} <= 0, true)" if size else "false"
-        size_sql = f"s.{_q(size)}" if size else "NULL"
-        checksum_sql = f"s.{_q(checksum)}" if checksum else "NULL"
+            compared = [c for c in (size, checksum, self.modstamp) if c and c in prev_columns]
+            same += [f"p.{quote(c)} IS NOT DISTINCT FROM s.{quote(c)}" for c in compared]
+        no_body = f"coalesce(s.{quote(size)} = 0, false)" if size else "false"
+        size_sql = f"s.{quote(size)}" if size else "NULL"
+        checksum_sql = f"s.{quote(checksum)}" if checksum else "NULL"
         return (f'SELECT s."Id", {size_sql}, {checksum_sql}, '
                 f"CASE WHEN {' AND '.join(same)} THEN p._sha END, {no_body} "
                 f'FROM _files_rows s LEFT JOIN _files_prev p USING ("Id") ORDER BY s."Id"')
 
     def _previous(self, ids: pa.ChunkedArray) -> pa.Table:
-        wanted = [c for c in (self.stats.field, self.size, self.checksum) if c]
+        wanted = [c for c in (self.stats.field, self.size, self.checksum, self.modstamp) if c]
         table = self.previous(self.stats.object, wanted, ids.combine_chunks()) if self.previous else None
         if table is None or self.stats.field not in table.column_names:
             return pa.table({"Id": pa.array([], pa.string()), self.stats.field: pa.array([], pa.string())})

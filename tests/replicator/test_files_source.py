@@ -220,7 +220,29 @@ def test_deleted_bad_and_failed_rows(emulator, client, plans, tmp_path):
     assert shas["ContentVersion"][cv[0]] is None and shas["ContentVersion"][cv[1]] is None
     assert [f.id for f in stats["Attachment"].failed] == [gone]
     assert "NOT_FOUND" in stats["Attachment"].failed[0].message
+    assert stats["Attachment"].problem().startswith(f"1 of {stats['Attachment'].records} file bodies")
+    assert gone in stats["Attachment"].problem() and stats["Document"].problem() is None
     assert stats["Attachment"].fetched == stats["Attachment"].records - 1 > 0
     assert shas["Attachment"][gone] is None and shas["Attachment"][att] is not None
     assert stats["Document"].no_body == stats["Document"].records and stats["Document"].api_calls == 0
     assert set(shas["Document"].values()) == {None}
+
+
+def test_unknown_size_is_fetched_only_zero_means_no_body(emulator, client, plans, tmp_path):
+    """A NULL size is unknown, not empty (REST inserts can leave it unset): the body is still fetched."""
+    blobs = BlobStore(tmp_path / "blobs", None)
+    staging = tmp_path / "staging.duckdb"
+    build_staging(client, staging)
+    con = duckdb.connect(str(staging))
+    con.execute('UPDATE "ContentVersion" SET "ContentSize" = NULL')
+    con.execute('UPDATE "Attachment" SET "BodyLength" = NULL')
+    con.close()
+    stats = fetch_files(client, blobs, staging, plans)
+    shas = staged_shas(staging)
+    deleted = staged_shas(staging, where='"IsDeleted"')
+    for obj in ("ContentVersion", "Attachment"):
+        truth = ground_truth(emulator, obj)
+        assert stats[obj].failed == [] and stats[obj].no_body == 0 and stats[obj].fetched == len(truth) > 0
+        assert stats[obj].problem() is None
+        live = {rid: sha for rid, sha in shas[obj].items() if rid not in deleted[obj]}
+        assert live == {rid: hashlib.sha256(body).hexdigest() for rid, body in truth.items()}
