@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from replicator.backup.exactness import full_due, schema_changes
+from replicator.backup.exactness import full_due, purged_ids, referencing, schema_changes
 from replicator.backup.probe import Probe, next_watermarks, probe
 from replicator.config import Config, ConfigError, JobSettings
 from replicator.errors import InvalidInput
@@ -35,7 +35,7 @@ from replicator.result import JobResult
 from replicator.salesforce.catalog import FieldPlan, ObjectPlan
 from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
 from replicator.salesforce.composite import Batcher
-from replicator.sources.salesforce import DELETED_SUFFIX, STAGING_DATASET, connect_staging, extract
+from replicator.sources.salesforce import DELETED_SUFFIX, STAGING_DATASET, connect_staging, extract, stage_ids
 from replicator.store.lock import StoreLocked
 from replicator.store.repository import Repository
 from replicator.store.schema import quote
@@ -51,6 +51,7 @@ PAUSE_ENV = "REPLICATOR_TEST_PAUSE_AT"  # test seam only: sleep at a named phase
 PAUSE_SECONDS_ENV = "REPLICATOR_TEST_PAUSE_SECONDS"
 STATUSES = ("completed", "partial", "failed", "disabled")
 SKIPPED_API_CAP = "skipped: API cap"
+UNCHANGED = "unchanged since the previous run"
 
 
 class BackupError(InvalidInput):
@@ -344,7 +345,7 @@ class _Run:
             if s.object in events:
                 note = f"schema changed ({'; '.join(events[s.object])}): every record re-read and compared"
                 s.message = f"{s.message}; {note}" if s.message else note
-        sections += [StoreSection(object=p.name, status="ok", message="unchanged since the previous run")
+        sections += [StoreSection(object=p.name, status="ok", message=UNCHANGED)
                      for p in selected if p.name in unchanged]
         self.progress.advance(n=len(todo))
         pause("extracted")
@@ -355,6 +356,8 @@ class _Run:
             ok_plans = [p for p in ok_plans if _status_of(sections, p.name) == "ok"]
         pause("files")
         self._reconcile([p for p in ok_plans if p.name in whole], staging)
+        reread = self._cleared_lookups(selected, ok_plans, sections, staging)
+        whole_or_reread = whole | reread
         cap_hit = self._count(selected, sections, unchanged) or cap_hit
         pause("applying")
         assert self.run_id is not None
@@ -363,7 +366,7 @@ class _Run:
         expect = {s.object: s.org_count for s in sections
                   if s.object in self.counted and s.org_count is not None and s.object not in whole}
         try:
-            status, message = self._apply(staging, ok_plans, sections, cap_hit, whole, expect)
+            status, message = self._apply(staging, ok_plans, sections, cap_hit, whole_or_reread, expect)
         except CountMismatch as exc:
             # A count that differs after an incremental read means changes Salesforce did not report
             # (e.g. records purged long ago): read those objects whole and apply again.
@@ -383,7 +386,8 @@ class _Run:
                 cap_hit = self._files(redo, sections, staging)
             self._reconcile(redo, staging)
             ok_plans = [p for p in ok_plans if _status_of(sections, p.name) == "ok"]
-            status, message = self._apply(staging, ok_plans, sections, cap_hit, whole | set(exc.off), None)
+            compare = whole_or_reread | set(exc.off)
+            status, message = self._apply(staging, ok_plans, sections, cap_hit, compare, None)
         pause("applied")
         self._remember(plans, found, sections)
         self.progress.phase("retention")
@@ -399,6 +403,37 @@ class _Run:
         start = {p.name: None if p.name in whole else cursors.get(p.name) for p in plans}
         return [_store_section(s) for s in extract(self.client, plans, start, staging, run_ts=self.run_ts,
                                                     full=self.full)]
+
+    def _cleared_lookups(self, selected: list[ObjectPlan], ok_plans: list[ObjectPlan], sections: list[Any],
+                         staging: Path) -> set[str]:
+        """Re-read by Id the stored records whose lookups point at records purged since the last run.
+
+        Salesforce empties such lookups without moving the referencing record's stamp, so no cursor
+        sees it. Returns the objects re-read (their staged rows are compared field by field); they
+        join `ok_plans` for the apply when the probe had found them unchanged.
+        """
+        if not staging.exists():
+            return set()
+        con = connect_staging(staging)
+        try:
+            purged = purged_ids(con, STAGING_DATASET, DELETED_SUFFIX, ok_plans)
+        finally:
+            con.close()
+        if not purged:
+            return set()
+        touched = referencing(self.store.reads.read, set(self.store.reads.objects()), selected, purged)
+        by_name = {p.name: p for p in selected}
+        for name, ids in touched.items():
+            section = next(s for s in sections if s.object == name)
+            if section.status != "ok":
+                continue
+            staged = stage_ids(self.client, by_name[name], ids, staging)
+            note = f"{staged} records re-read: lookups to purged records"
+            section.message = note if section.message in (None, UNCHANGED) else f"{section.message}; {note}"
+            section.items += staged
+            if by_name[name] not in ok_plans:
+                ok_plans.append(by_name[name])
+        return set(touched)
 
     def _reconcile(self, plans: list[ObjectPlan], staging: Path) -> None:
         """Objects read whole: ids the store holds that the read did not return become deletions."""

@@ -305,3 +305,33 @@ def connect_staging(staging: Path) -> duckdb.DuckDBPyConnection:
     """A connection to a run's staging file, capped like dlt's (spills into the run folder)."""
     return duckdb.connect(str(staging), config=_staging_settings(staging))
 
+
+
+def stage_ids(client: OrgClient, plan: ObjectPlan, ids: list[str], staging: Path) -> int:
+    """Stage the named records of `plan` (queryAll by Id, 200 per query) into the run's staging file.
+
+    For records Salesforce changed without a stamp, found by the run itself (a lookup cleared when
+    its target was purged): they are read again by Id and appended to the object's staging table,
+    which is created with the plan's schema when the extract did not stage the object.
+    """
+    schema = arrow_schema(plan)
+    con = connect_staging(staging)
+    staged = 0
+    try:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(STAGING_DATASET)}")
+        table = f"{quote(STAGING_DATASET)}.{quote(plan.name)}"
+        con.register("_empty", schema.empty_table())
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _empty")
+        con.unregister("_empty")
+        for at in range(0, len(ids), FILTER_CHUNK):
+            where = f"Id IN {soql.id_list(ids[at:at + FILTER_CHUNK])}"
+            text = soql.window_query(plan, None, None, where=where, order=False)
+            for records in client.query_pages(text, include_deleted=True):
+                if records:
+                    con.register("_rows", rest_table(records, schema))
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+                    con.unregister("_rows")
+                    staged += len(records)
+    finally:
+        con.close()
+    return staged
