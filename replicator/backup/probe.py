@@ -10,17 +10,18 @@ commits an earlier stamp). An object is extracted unless its probe proves "no ch
 * cursor SystemModstamp: `/sobjects/X/updated` (created, changed and undeleted records) plus
   `/sobjects/X/deleted` (deletions, those already purged from the recycle bin included) — the
   replication resources read SystemModstamp, the extract's own cursor;
-* another cursor (FeedComment has only CreatedDate): the extract's own question as a count,
-  `SELECT COUNT() FROM X WHERE <cursor> >= <watermark>` through queryAll (the recycle bin too),
-  plus `/deleted` (the extract also reads deletions from there);
+* another cursor (LastModifiedDate without SystemModstamp): the extract's own question as a
+  count, `SELECT COUNT() FROM X WHERE <cursor> >= <watermark>` through queryAll (the recycle bin
+  too), plus `/deleted` (the extract also reads deletions from there);
 * an object that needs a parent filter (ContentDocumentLink): the same count with the filter as a
   semi-join on its parent, `ContentDocumentId IN (SELECT Id FROM ContentDocument)`, and extracted
   whenever the parent itself changed (a deleted document takes its links along, and the semi-join
   cannot see documents in the recycle bin);
 * planned but empty ("no records" in the cached plan): `/updated` (or a COUNT() before the object
   has a watermark); records there invalidate the cached plan, which is then rebuilt;
-* no cursor at all, no watermark yet, a `--full` run, or any answer that is not a clean 200:
-  extracted.
+* no cursor at all (FeedComment: edits and undeletes move no stamp, so the object is read whole
+  and compared every run), no watermark yet, a `--full` run, or any answer that is not a clean
+  200: extracted.
 
 A window ends at latestDateCovered (the last whole minute on Salesforce), so a change made in the
 minute before a probe is reported by the next run's probe, never lost. A changed object's next
@@ -29,7 +30,8 @@ once more by the next run if the change fell in that minute; the store's dedup m
 
 Every probe is a GET that /composite carries (sObject resources and queries), so one API call
 holds 25 of them, at most 5 of them queries; a describeGlobal with `If-Modified-Since` rides along
-and a 304 keeps the cached plan (no describes). An org of 50 unchanged objects costs 5 API calls.
+and a 304 keeps the cached plan (no describes). An org of 50 unchanged objects costs 5 API calls,
+plus the whole read of its objects without a cursor.
 """
 
 from __future__ import annotations

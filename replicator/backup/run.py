@@ -9,7 +9,12 @@ work. Everything it calls is a source or a sink; this file only sequences them.
 The "nothing changed" fast path (replicator/backup/probe.py): before extracting, a run asks the org in a
 few /composite calls which objects changed since the previous run's watermarks and whether the
 cached plan still holds; only changed objects are extracted and counted. An org of 50 unchanged
-objects costs 5 API calls.
+objects costs 5 API calls, plus the whole read of objects without a cursor.
+
+Where an incremental read cannot be trusted, the run reads whole and compares every field
+(replicator/backup/exactness.py): objects without a cursor, a changed schema, `--full` and the
+periodic full read, a count that would differ from the org's; and it re-reads by Id the records
+whose lookups pointed at records purged since the last run.
 """
 
 from __future__ import annotations
