@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from replicator.backup.exactness import full_due, purged_ids, referencing, schema_changes
+from replicator.backup.exactness import full_due, purged_ids, reconcile, referencing, schema_changes
 from replicator.backup.probe import Probe, next_watermarks, probe
 from replicator.config import Config, ConfigError, JobSettings
 from replicator.errors import InvalidInput
@@ -40,10 +40,9 @@ from replicator.result import JobResult
 from replicator.salesforce.catalog import FieldPlan, ObjectPlan
 from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
 from replicator.salesforce.composite import Batcher
-from replicator.sources.salesforce import DELETED_SUFFIX, STAGING_DATASET, connect_staging, extract, stage_ids
+from replicator.sources.salesforce import connect_staging, extract, stage_ids
 from replicator.store.lock import StoreLocked
 from replicator.store.repository import Repository
-from replicator.store.schema import quote
 from replicator.store.snapshot import Section as StoreSection
 from replicator.store.snapshot import SnapshotStore
 from replicator.store.versions import CountMismatch
@@ -348,8 +347,8 @@ class _Run:
         cap_hit = _mark_api_cap(sections)
         for s in sections:
             if s.object in events:
-                note = f"schema changed ({'; '.join(events[s.object])}): every record re-read and compared"
-                s.message = f"{s.message}; {note}" if s.message else note
+                s.message = _joined(s.message, f"schema changed ({'; '.join(events[s.object])}): "
+                                    "every record re-read and compared")
         sections += [StoreSection(object=p.name, status="ok", message=UNCHANGED)
                      for p in selected if p.name in unchanged]
         self.progress.advance(n=len(todo))
@@ -381,9 +380,8 @@ class _Run:
                 if s.object in redone:
                     org, store = exc.off[s.object]
                     fresh = redone[s.object]
-                    note = (f"the org held {org} records where the store would have held {store}: "
-                            "re-read whole and reconciled")
-                    fresh.message = f"{fresh.message}; {note}" if fresh.message else note
+                    fresh.message = _joined(fresh.message, f"the org held {org} records where the store "
+                                            f"would have held {store}: re-read whole and reconciled")
                     fresh.org_count, fresh.items = s.org_count, s.items + fresh.items
                     sections[i] = fresh
             redo = [p for p in again if _status_of(sections, p.name) == "ok"]
@@ -417,24 +415,18 @@ class _Run:
         sees it. Returns the objects re-read (their staged rows are compared field by field); they
         join `ok_plans` for the apply when the probe had found them unchanged.
         """
-        if not staging.exists():
-            return set()
-        con = connect_staging(staging)
-        try:
-            purged = purged_ids(con, STAGING_DATASET, DELETED_SUFFIX, ok_plans)
-        finally:
-            con.close()
+        purged = purged_ids(staging, ok_plans)
         if not purged:
             return set()
-        touched = referencing(self.store.reads.read, set(self.store.reads.objects()), selected, purged)
+        touched = referencing(self.store.reads, selected, purged)
         by_name = {p.name: p for p in selected}
         for name, ids in touched.items():
             section = next(s for s in sections if s.object == name)
             if section.status != "ok":
                 continue
             staged = stage_ids(self.client, by_name[name], ids, staging)
-            note = f"{staged} records re-read: lookups to purged records"
-            section.message = note if section.message in (None, UNCHANGED) else f"{section.message}; {note}"
+            earlier = None if section.message == UNCHANGED else section.message
+            section.message = _joined(earlier, f"{staged} records re-read: lookups to purged records")
             section.items += staged
             if by_name[name] not in ok_plans:
                 ok_plans.append(by_name[name])
@@ -534,11 +526,16 @@ def _status_of(sections: list[Any], name: str) -> str | None:
     return next((s.status for s in sections if s.object == name), None)
 
 
+def _joined(message: str | None, note: str) -> str:
+    """A section's message with one more note after it (a section may collect several)."""
+    return f"{message}; {note}" if message else note
+
+
 def _store_section(s: Any) -> StoreSection:
     """The source's Section as the store's ledger row (the source also counts /deleted ids)."""
     message = s.message
     if getattr(s, "deleted_ids", 0):
-        message = f"{message + '; ' if message else ''}{s.deleted_ids} ids from /deleted"
+        message = _joined(message, f"{s.deleted_ids} ids from /deleted")
     return StoreSection(object=s.object, status=s.status, message=message, items=s.items,
                         api_calls=s.api_calls, bulk_batches=s.bulk_batches, method=s.method,
                         seconds=s.seconds, org_count=s.org_count)
@@ -551,41 +548,3 @@ def _mark_api_cap(sections: list[Any]) -> bool:
         if s.status != "ok" and any(code in (s.message or "") for code in CAP_CODES):
             s.status, s.message, hit = "skipped", f"{SKIPPED_API_CAP} ({s.message})", True
     return hit
-
-
-def reconcile(store: Any, plans: list[ObjectPlan], staging: Path, reporter: Progress) -> dict[str, int]:
-    """A full run: ids the store holds as current but the org no longer has become "<Object>__deleted" rows.
-
-    A full run reads every record of each object with queryAll (live and recycle bin), so a
-    current id that the complete read did not return was purged from the org: a deletion no
-    incremental query can see. Only objects whose full read succeeded are reconciled.
-    """
-    found: dict[str, int] = {}
-    now = datetime.now(UTC)
-    con = connect_staging(staging)
-    try:
-        for plan in plans:
-            table = f"{quote(STAGING_DATASET)}.{quote(plan.name)}"
-            if plan.filter_by is not None or not _has_table(con, plan.name):
-                reporter.advance(plan.name)
-                continue
-            con.register("held_ids", store.reads.current_ids(plan.name))
-            deleted = f"{quote(STAGING_DATASET)}.{quote(plan.name + DELETED_SUFFIX)}"
-            con.execute(f"CREATE TABLE IF NOT EXISTS {deleted} (\"Id\" VARCHAR, deleted_at TIMESTAMPTZ)")
-            row = con.execute(
-                f"INSERT INTO {deleted} SELECT h.\"Id\", ?::TIMESTAMPTZ FROM held_ids h "
-                f"WHERE h.\"Id\" NOT IN (SELECT \"Id\" FROM {table})", [now]).fetchone()
-            found[plan.name] = int(row[0]) if row else 0
-            con.unregister("held_ids")
-            reporter.advance(plan.name)
-    finally:
-        con.close()
-    return found
-
-
-
-def _has_table(con: Any, name: str) -> bool:
-    sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
-    row = con.execute(sql, [STAGING_DATASET, name]).fetchone()
-    return bool(row and row[0])
-
