@@ -45,6 +45,7 @@ _TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.except
                      requests.exceptions.ContentDecodingError)
 _JOB_ERROR_CODE = re.compile(r"^([A-Z][A-Z_]+):")
 BULK_DONE_STATES = frozenset({"JobComplete", "Failed", "Aborted"})
+COLLECTION_RECORDS = 200  # Salesforce: at most 200 records per sObject Collections call
 BULK_PAGE_RECORDS = 50_000  # ~45 MB of CSV for a 50-field object: big enough to amortise a call, flat memory
 POLL_GROWTH, POLL_MAX_SECONDS = 1.5, 10.0  # doubling overshot a 3 s job by 3 s; 1.5x costs one poll more
 # Who the calls made in this context are for (an object name); worker threads inherit it (copy_context).
@@ -260,12 +261,14 @@ class OrgClient:
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                 json_body: Any = None, data: bytes | None = None, headers: dict[str, str] | None = None,
-                expect: tuple[int, ...] = (200,)) -> requests.Response:
+                expect: tuple[int, ...] = (200,), idempotent: bool = True) -> requests.Response:
         """One REST call below /services/data/vXX.X/ (or an absolute path), fully read, with retries.
 
         Transient faults (5xx, 429, dropped connections, truncated bodies) are retried with
         exponential backoff; an expired session logs in again once; REQUEST_LIMIT_EXCEEDED and the
         budget cap raise at once, since retrying would only burn more of the org's allocation.
+        A call that is not `idempotent` (creating records) is never resent after the org may have
+        received it: a lost answer would otherwise create the records twice.
         """
         def call() -> requests.Response:
             url = path if path.startswith("https://") else (
@@ -284,6 +287,9 @@ class OrgClient:
             try:
                 resp = call()
             except _TRANSIENT_ERRORS as exc:
+                if not idempotent and not isinstance(exc, requests.exceptions.ConnectTimeout):
+                    raise OrgError(f"the answer to {method} {path} was lost ({type(exc).__name__}); "
+                                   "the org may have applied it", "ANSWER_LOST") from exc
                 self._pause(attempt, exc)
                 continue
             if resp.status_code in expect:
@@ -294,7 +300,7 @@ class OrgClient:
                 self.ledger.relogins += 1
                 self.login()
                 continue
-            if resp.status_code in _TRANSIENT_STATUS and attempt < self.max_retries:
+            if resp.status_code in _TRANSIENT_STATUS and attempt < self.max_retries and idempotent:
                 self._pause(attempt, OrgError(message, code, resp.status_code))
                 continue
             if resp.status_code == 401:
@@ -410,6 +416,29 @@ class OrgClient:
                 raise OrgError(f"Bulk query job not done after {timeout_seconds:.0f}s", "BULK_JOB_TIMEOUT")
             time.sleep(delay)
             delay = min(delay * POLL_GROWTH, POLL_MAX_SECONDS)
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def create_records(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """sObject Collections create (at most 200, each with `attributes.type`), allOrNone false.
+
+        One result per record in order: `{"id", "success", "errors": [{"statusCode", "message"}]}`,
+        so one failing record never stops the others.
+        """
+        return self._collection("POST", records)
+
+    def update_records(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """sObject Collections update (at most 200 records carrying their Id), allOrNone false."""
+        return self._collection("PATCH", records)
+
+    def _collection(self, method: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not records:
+            return []
+        if len(records) > COLLECTION_RECORDS:
+            raise ValueError(f"at most {COLLECTION_RECORDS} records per sObject Collections call")
+        resp = self.request(method, "composite/sobjects", json_body={"allOrNone": False, "records": records},
+                            idempotent=method != "POST")
+        return resp.json()
 
 
 def soql_datetime(moment: datetime) -> str:

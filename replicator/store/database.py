@@ -48,6 +48,10 @@ LEDGER_DDL = (
         run_id INTEGER, from_run INTEGER,
         objects VARCHAR[], destination VARCHAR, status VARCHAR NOT NULL, rows BIGINT,
         finished_at TIMESTAMPTZ, message VARCHAR)""",
+    # Source Id -> Id in a target org, per target (restore, replicate, seed): a second load reuses it.
+    """CREATE TABLE IF NOT EXISTS main.id_map (target VARCHAR NOT NULL, sobject VARCHAR NOT NULL,
+        source_id VARCHAR NOT NULL, target_id VARCHAR NOT NULL, mapped_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (target, source_id))""",
 )
 
 

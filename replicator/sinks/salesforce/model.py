@@ -76,7 +76,7 @@ class IdMap(Protocol):
 class BodyReader(Protocol):
     """File bodies by the content hash the store keeps in VersionData/Body columns."""
 
-    def read(self, sha: str) -> bytes:
+    def get(self, sha: str) -> bytes:
         ...
 
 

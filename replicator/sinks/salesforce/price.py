@@ -1,0 +1,64 @@
+"""What a load will cost, in API calls, before anything is written.
+
+Why it reads the rows: the second pass that sets references deferred to break cycles sends only
+the records whose deferred fields hold a value, so the exact count needs the data; it makes no API
+call. The loader spends exactly this when every record succeeds (failures can only save calls:
+a failed insert needs no relink and no document lookup).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pyarrow.compute as pc
+
+from replicator.salesforce.client import COLLECTION_RECORDS
+from replicator.sinks.salesforce.model import LoadPlan, ObjectStep
+
+# ContentVersion inserts cost one more query per chunk: the new ContentDocumentIds, which
+# ContentDocumentLink rows must point at.
+DOCUMENT_OBJECT = "ContentVersion"
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """Predicted API calls, in total and per object, and how each object travels."""
+
+    calls: int
+    per_object: dict[str, int] = field(default_factory=dict)
+    transport: dict[str, str] = field(default_factory=dict)
+
+
+def _calls(n: int) -> int:
+    return math.ceil(n / COLLECTION_RECORDS)
+
+
+def relink_count(step: ObjectStep) -> int:
+    """Inserted rows of `step` with a value in a deferred reference (set by the second pass)."""
+    deferred = [r.field for r in step.references if r.deferred]
+    if not deferred or step.inserts is None:
+        return 0
+    total = 0
+    for batch in step.inserts():
+        present = [batch.column(name).is_valid() for name in deferred if name in batch.schema.names]
+        if present:
+            mask = present[0]
+            for more in present[1:]:
+                mask = pc.or_(mask, more)
+            total += int(pc.sum(mask.cast("int64")).as_py() or 0)
+    return total
+
+
+def price(plan: LoadPlan) -> Pricing:
+    """The calls `load` will make for `plan`, per object."""
+    per: Counter[str] = Counter()
+    for step in plan.steps:
+        calls = _calls(len(step.undelete)) + _calls(step.insert_count) + _calls(step.update_count)
+        if step.sobject == DOCUMENT_OBJECT:
+            calls += _calls(step.insert_count)
+        calls += _calls(relink_count(step))
+        per[step.sobject] += calls
+    return Pricing(calls=sum(per.values()), per_object=dict(per),
+                   transport={step.sobject: "collections" for step in plan.steps})
