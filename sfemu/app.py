@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from sfemu import auth, control, tooling
+from sfemu import auth, control, soap, tooling
 from sfemu.bulk import ingest as bulk_ingest
 from sfemu.bulk import query as bulk_query
 from sfemu.errors import OAuthError, SalesforceError, invalid_session, limit_exceeded
@@ -100,6 +100,7 @@ class Emulator:
         headers = {k.lower(): v for k, v in request.headers.items()}
         route: Route | None = None
         session = None
+        ctx: Ctx | None = None
         try:
             route, params = match(self.routes, method, path)
             is_api = route.kind in API_KINDS
@@ -122,7 +123,10 @@ class Emulator:
             response = error_response(exc)
         except OAuthError as exc:
             response = json_response({"error": exc.error, "error_description": exc.description}, exc.status)
-        counted = route is not None and route.counted and response.status_code not in (401, 403)
+        if ctx is not None:
+            session = ctx.session or session
+        counted = (route is not None and route.counted and response.status_code not in (401, 403)
+                   and (ctx is None or ctx.counted))
         kind = route.kind if route is not None else "rest"
         org.limits.record(method, path, response.status_code, counted,
                           session.username if session else None, kind)
@@ -163,6 +167,7 @@ class Emulator:
 def create_app(org: EmulatedOrg) -> Emulator:
     """The ASGI app for one org, with the routes of every API module; subrequests reach REST only."""
     routes: list[Route] = []
-    for module in (auth, tooling, rest, bulk_query, bulk_ingest, control):  # tooling first: it sees /query
+    # tooling before rest: it sees /query first
+    for module in (auth, soap, tooling, rest, bulk_query, bulk_ingest, control):
         routes.extend(module.ROUTES)
     return Emulator(org, routes, rest.ROUTES)

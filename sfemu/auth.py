@@ -365,8 +365,6 @@ def identity(ctx: Ctx) -> Response:
 
 ROUTES = [
     route("POST", r"/services/oauth2/token", oauth_token, kind="auth", auth=False, counted=False),
-    route("POST", r"/services/Soap/u/(?P<soap_version>\d{2,3}\.\d)(?:/[0-9A-Za-z]{15,18})?", soap_login,
-          kind="soap", auth=False, counted=False),
     route("GET", r"/services/oauth2/userinfo", userinfo, kind="auth", auth=True, counted=False),
     route("GET", r"/id/(?P<org_id>[0-9A-Za-z]{15,18})/(?P<user_id>[0-9A-Za-z]{15,18})", identity,
           kind="auth", auth=True, counted=False),

@@ -50,6 +50,8 @@ class Ctx:
     # Runs a subrequest (a Ctx of its own) in-process through the dispatcher and answers it.
     dispatch: Callable[[Ctx], Response]
     session: Session | None = None
+    # A handler may decide the call is not counted (a SOAP login shares its URL with counted calls).
+    counted: bool = True
 
     @property
     def version(self) -> str:
