@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 # real PostgreSQL and MariaDB servers (plus psql / mariadb clients) for the export tests and benchmark.
 DEB_PACKAGES ?= postgresql postgresql-client mariadb-server mariadb-client
 PYTEST_ARGS ?=
+# Test modules run in parallel, one worker per core (each worker starts its own emulator and
+# database servers on free ports); a module's tests stay on one worker, so its fixtures are shared.
+PYTEST_WORKERS ?= auto
 
 .PHONY: demo test lint bench clean deb
 
@@ -17,7 +20,7 @@ demo: $(STAMP)
 test: deb $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q --timeout=300 $(PYTEST_ARGS)
+	$(BIN)/pytest -q --timeout=300 -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
