@@ -190,13 +190,14 @@ class SqlResult(JobResult):
 
 
 def sql(config: Config, request: SqlRequest, progress: Progress = Silent()) -> SqlResult:
-    """Run the query read-only; DuckDB's message (not a traceback) when it fails."""
+    """Run the query read-only over the store's tables only; DuckDB's message (not a traceback) when
+    it fails, e.g. a query that tries to read a file."""
     moment = request.moment()
-    with Repository(config.storage.path).open_read() as store:
+    with Repository(config.storage.path).open_query() as store:
         try:
             return SqlResult(store.reads.sql(request.query, moment))
         except (duckdb.Error, ValueError) as exc:  # the analyst's SQL, or a run that does not exist
-            raise InvalidInput(str(exc)) from None
+            raise InvalidInput(str(exc).strip().splitlines()[0]) from None  # one line, no hints
 
 
 # --- history -----------------------------------------------------------------------------------------

@@ -55,6 +55,11 @@ LEDGER_DDL = (
 )
 
 
+# What an analyst's query must not reach: files (read_csv, read_text, glob, COPY, ATTACH) and extensions.
+SEALED = {"enable_external_access": False, "autoinstall_known_extensions": False,
+          "autoload_known_extensions": False}
+
+
 def now() -> datetime:
     """The current instant at millisecond precision (what the ledgers record)."""
     moment = datetime.now(UTC)
@@ -70,9 +75,15 @@ def rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 class Database:
     """The open DuckDB file: one connection, reopened after compaction; holds the writer lock if any."""
 
-    def __init__(self, path: Path, *, read_only: bool, memory_limit: str, lock: WriterLock | None) -> None:
+    def __init__(self, path: Path, *, read_only: bool, memory_limit: str, lock: WriterLock | None,
+                 sealed: bool = False) -> None:
+        """`sealed`: for analysts' SQL — no file, extension or setting reachable beyond the store's own
+        tables (DuckDB's external access off and its configuration locked; read-only only)."""
+        if sealed and not read_only:
+            raise ValueError("only a read-only store can be sealed")
         self.path = Path(path)
         self.read_only = read_only
+        self.sealed = sealed
         self.memory_limit = memory_limit
         self._lock = lock
         self.con = self.connect()
@@ -81,9 +92,13 @@ class Database:
         """A new connection (the fixed tables and macros created when writable)."""
         if not self.read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.path), read_only=self.read_only)
-        con.execute("SET TimeZone = 'UTC'")
+        config = SEALED if self.sealed else {}
+        con = duckdb.connect(str(self.path), read_only=self.read_only, config=config)
+        # GLOBAL, so every cursor of this connection (readers use their own) answers in UTC too.
+        con.execute("SET GLOBAL TimeZone = 'UTC'")
         con.execute("SET memory_limit = ?", [self.memory_limit])
+        if self.sealed:
+            con.execute("SET lock_configuration = true")
         if not self.read_only:
             con.execute("BEGIN")
             for ddl in LEDGER_DDL:

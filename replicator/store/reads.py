@@ -121,7 +121,6 @@ class Reads:
             raise ValueError("sql() runs exactly one SELECT statement")
         cur = self.db.con.cursor()
         try:
-            cur.execute("SET TimeZone = 'UTC'")
             cur.execute("BEGIN")
             if as_of is not None:
                 cur.execute("CREATE TEMP TABLE _as_of AS SELECT CAST(? AS TIMESTAMPTZ) AS ts",
@@ -149,7 +148,6 @@ class Reads:
                batch_rows: int = 10_000) -> pa.RecordBatchReader:
         """Trusted SQL with bound parameters, read as Arrow batches (memory stays flat)."""
         cur = self.db.con.cursor()
-        cur.execute("SET TimeZone = 'UTC'")
         reader = cur.execute(query, list(params)).to_arrow_reader(batch_rows)
 
         def batches() -> Iterable[pa.RecordBatch]:

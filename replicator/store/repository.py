@@ -46,6 +46,12 @@ class Repository:
         self._require_backups()
         return SnapshotStore(self.layout.database, read_only=True)
 
+    def open_query(self) -> SnapshotStore:
+        """The store for analysts' SQL: read-only, with files, extensions and settings out of reach,
+        so a query can read the store's tables and nothing else on the machine."""
+        self._require_backups()
+        return SnapshotStore(self.layout.database, read_only=True, sealed=True)
+
     def open_write(self, what: str, job: str | None = None, *, create: bool = False) -> SnapshotStore:
         """The store for writing, holding the writer lock until it is closed.
 

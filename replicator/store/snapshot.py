@@ -36,14 +36,16 @@ class SnapshotStore:
     """The open store. Keep one instance open for a whole backup run (see RunLedger.mark_abandoned)."""
 
     def __init__(self, path: Path, *, read_only: bool = False, memory_limit: str = "512MB",
-                 lock: WriterLock | None = None) -> None:
+                 lock: WriterLock | None = None, sealed: bool = False) -> None:
         """`memory_limit`: DuckDB's cap; beyond it, big loads spill to <path>.tmp (memory stays flat).
         `lock`: the writer lock this store holds (store.repository.open_write); closing releases it.
+        `sealed`: read-only and unable to reach anything but its own tables (store.database.SEALED).
 
         512 MB keeps a run's peak RSS under ~700 MB whatever the object's size; a 1 GB cap would make
         the first load of 1M records x 53 fields ~3 s faster (no eviction) for ~200 MB more RSS.
         """
-        self.db = Database(path, read_only=read_only, memory_limit=memory_limit, lock=lock)
+        self.db = Database(path, read_only=read_only, memory_limit=memory_limit, lock=lock,
+                           sealed=sealed)
         self.reads = Reads(self.db)
         self.ledger = RunLedger(self.db)
         self.exports = ExportsLedger(self.db)

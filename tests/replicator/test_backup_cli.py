@@ -70,8 +70,28 @@ def test_backup_run_then_inspect_runs_sql_and_history(cli_job: Path) -> None:
     assert history[0]["run_id"] == 1 and history[0]["values"]["Name"] == rows[0]["Name"]
     bad = invoke(cli_job, "sql", "SELECT nope FROM nowhere")
     assert bad.exit_code == 1 and "Error" in bad.output
+    assert_sql_reaches_only_the_store(cli_job)
     missing = invoke(cli_job, "runs", "show", "99")
     assert missing.exit_code == 1 and "no run 99" in missing.output
+
+
+def assert_sql_reaches_only_the_store(path: Path) -> None:
+    """`sql` is a query tool, not a shell: files, other databases, extensions and settings are out of
+    reach, each refusal one line (no traceback), and the store still answers afterwards."""
+    hostile = [f"SELECT * FROM read_text('{path}')", "SELECT * FROM read_csv('/etc/passwd')",
+               "SELECT * FROM glob('/etc/*')", "SELECT * FROM read_parquet('/tmp/*.parquet')",
+               f"SELECT * FROM '{path}'", "SELECT * FROM sniff_csv('/etc/hostname')"]
+    for query in hostile:
+        refused = invoke(path, "sql", query)
+        assert refused.exit_code == 1, (query, refused.output)
+        assert "Traceback" not in refused.output and len(refused.output.strip().splitlines()) == 1
+        assert "secret" not in refused.output.lower() and "password" not in refused.output.lower()
+    for statement in ("INSTALL httpfs", "LOAD httpfs", "ATTACH '/tmp/other.duckdb'",
+                      "SET enable_external_access = true", "COPY (SELECT 1) TO '/tmp/x.csv'"):
+        refused = invoke(path, "sql", statement)
+        assert refused.exit_code == 1 and "Traceback" not in refused.output, statement
+    assert not Path("/tmp/other.duckdb").exists() and not Path("/tmp/x.csv").exists()
+    assert invoke(path, "sql", 'SELECT count(*) AS n FROM "Account"', "--json").exit_code == 0
 
 
 def test_clear_errors_before_any_backup(cli_job: Path, tmp_config: Callable[..., Path]) -> None:
