@@ -9,10 +9,11 @@ machine that does not hold the secrets).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from replicator.config import Config
+from replicator.config import Config, ConfigError
 from replicator.progress import Progress, Silent
 from replicator.result import JobResult
 
@@ -66,8 +67,25 @@ class ConfigCheckResult(JobResult):
 
 def check_config(config: Config, request: ConfigCheckRequest = ConfigCheckRequest(),
                  progress: Progress = Silent()) -> ConfigCheckResult:
-    """Summarise the loaded config; unset secret variables are listed, not raised."""
+    """Summarise the loaded config; unset secret variables are listed, not raised, but a file the
+    config names that is missing (CA bundle, JWT key) or a storage path that is a file is an error
+    now rather than a traceback at the first run."""
+    for key, problem in _file_problems(config):
+        raise ConfigError(config.path, key, problem)
     return ConfigCheckResult(config, [secret.env for _, secret in config.secrets() if not secret.is_set])
+
+
+def _file_problems(config: Config) -> Iterator[tuple[str, str]]:
+    """(dotted key, message) for each path in the config that cannot be what it must be."""
+    storage = config.storage.path
+    if storage.exists() and not storage.is_dir():
+        yield "storage.path", f"{storage} is a file, not a folder"
+    for name, org in config.orgs.items():
+        files = {"ca_bundle": org.ca_bundle, "private_key_file": getattr(org.auth, "private_key_file", None)}
+        for key, path in files.items():
+            if path is not None and not path.is_file():
+                what = "is a folder, not a file" if path.is_dir() else "does not exist"
+                yield f"orgs.{name}.{key}", f"{path} {what}"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,12 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> C
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(path, "", "file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "", "is a folder, not a config file") from None
+    except PermissionError:
+        raise ConfigError(path, "", "cannot be read (permission denied)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, "", f"is not UTF-8 text (byte {exc.start} cannot be decoded)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"not valid TOML: {exc}") from None
     reader = Reader(path, os.environ if environ is None else environ)

@@ -19,6 +19,7 @@ from replicator.config.schema import (
     GIVEN,
     IN_FILE,
     LITERAL_SECRET_KEYS,
+    NAME,
     ONLY_IF,
     Items,
     Range,
@@ -110,6 +111,9 @@ class Reader:
             return self.section(kind, key, raw, {})
         if origin is dict:
             entries = self.table(key, raw)
+            for name in entries:
+                if problem := NAME.problem(name):
+                    raise self.error(f"{key}.{name}", problem)
             return {name: self.section(get_args(kind)[1], f"{key}.{name}", body, {"name": name})
                     for name, body in entries.items()}
         if origin is Literal:

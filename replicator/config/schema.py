@@ -53,6 +53,10 @@ class Shape:
 # Not echoed when wrong: a value that is no variable name may be the secret itself, pasted by mistake.
 ENV_NAME = Shape(r"^[A-Za-z_][A-Za-z0-9_]*$", "must be an environment variable name (letters, digits, _)")
 
+# Job, org and endpoint names become file names and ledger keys: identifiers only (never "../x").
+NAME = Shape(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$",
+             "names are identifiers: a letter, then letters, digits, _ or - (at most 63); got {value!r}")
+
 
 @dataclass(frozen=True)
 class Items:

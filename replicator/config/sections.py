@@ -44,7 +44,8 @@ SCHEDULES = {
 }
 
 EnvName = Annotated[str, ENV_NAME]
-Https = Annotated[str, Shape(r"^https://", "must start with https:// (Salesforce clients force HTTPS)")]
+Https = Annotated[str, Shape(r"^https://[^/\s?#]+(/|$)",
+                             "must be https:// followed by a host (Salesforce clients force HTTPS)")]
 ApiVersion = Annotated[str, Shape(r"^\d{2,3}\.0$", 'must look like "62.0" (got {value!r})')]
 ObjectNames = Annotated[tuple[str, ...], Items("object API names")]
 Percent = Annotated[int, Range(1, 100)]
