@@ -105,6 +105,8 @@ class ExportRequest:
     include_attachments: bool = False
     out: Path | None = None
     endpoint: str | None = None
+    force: bool = False  # write into a folder that already holds files (same names are overwritten)
+    keep_formulas: bool = False  # CSV for machines: no apostrophe before =, +, -, @ (see sinks.csv)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,8 @@ class DiffRequest:
     out: Path
     to_run: str = "last"
     objects: Sequence[str] | None = None
+    force: bool = False
+    keep_formulas: bool = False
 
 
 @dataclass
@@ -129,6 +133,7 @@ class _ObjectExport:
     dialect: str | None
     blobs: BlobStore | None
     result: ExportResult
+    neutralise: bool = True
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,16 @@ def _ledgered(store: SnapshotStore, kind: str, out: Path, objects: list[str], ru
     return result
 
 
+def export_format(fmt: str, dialect: str | None) -> ExportFormat:
+    """The writer of `fmt`, refused when unknown or when it needs a dialect that is not given."""
+    if fmt not in FORMATS:
+        raise BadExport(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+    form = FORMATS[fmt]
+    if form.needs_dialect and dialect not in DIALECTS:
+        raise BadExport(f"the {fmt} format needs a SQL dialect (one of {', '.join(DIALECTS)})")
+    return form
+
+
 def _write_sql(job: _ObjectExport) -> tuple[Path, int]:
     """<Object>.sql: DDL and data in the dialect; file bodies inlined when blobs are given."""
     path = job.out / f"{job.obj}.sql"
@@ -164,7 +179,7 @@ def _write_csv(job: _ObjectExport) -> tuple[Path, int]:
     """<Object>.csv; file bodies copied to files/<Object>/ when blobs are given."""
     path = job.out / f"{job.obj}.csv"
     batches = _copying_files(job.reader, job.types, job.obj, job.out, job.blobs, job.result)
-    return path, write_csv(path, job.types, batches, job.reader.schema)
+    return path, write_csv(path, job.types, batches, job.reader.schema, neutralise=job.neutralise)
 
 
 FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
@@ -173,13 +188,9 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
 
 def export(store: SnapshotStore, out: Path, *, run: int | str = "last", fmt: str = "csv",
            dialect: str | None = None, objects: Sequence[str] | None = None,
-           blobs: BlobStore | None = None) -> ExportResult:
+           blobs: BlobStore | None = None, neutralise: bool = True) -> ExportResult:
     """Export the objects (default: all) as of `run` into `out`. `blobs` set = include attachments."""
-    if fmt not in FORMATS:
-        raise BadExport(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
-    form = FORMATS[fmt]
-    if form.needs_dialect and dialect not in DIALECTS:
-        raise BadExport(f"the {fmt} format needs a SQL dialect (one of {', '.join(DIALECTS)})")
+    form = export_format(fmt, dialect)
     run_id = resolve_run(store, run)
     names = store.exports.resolve(store.reads.objects(), objects)
 
@@ -187,7 +198,7 @@ def export(store: SnapshotStore, out: Path, *, run: int | str = "last", fmt: str
         for obj in names:
             types = object_types(store, obj)  # before the reader: it streams from the store's connection
             reader = read_as_of(store, obj, run_id)
-            job = _ObjectExport(obj, run_id, reader, types, out, dialect, blobs, result)
+            job = _ObjectExport(obj, run_id, reader, types, out, dialect, blobs, result, neutralise)
             path, result.rows[obj] = form.write(job)
             result.files.append(path)
 
@@ -225,7 +236,7 @@ def _write_bodies(batch: pa.RecordBatch, column: str, obj: str, folder: Path, bl
 
 
 def diff_files(store: SnapshotStore, out: Path, from_run: int | str, to_run: int | str, *,
-               objects: Sequence[str] | None = None) -> ExportResult:
+               objects: Sequence[str] | None = None, neutralise: bool = True) -> ExportResult:
     """<Object>_added/_changed/_removed.csv between two runs (history.diff), one set per object."""
     run_a, run_b = resolve_run(store, from_run), resolve_run(store, to_run)
     names = store.exports.resolve(store.reads.objects(), objects)
@@ -241,7 +252,7 @@ def diff_files(store: SnapshotStore, out: Path, from_run: int | str, to_run: int
             count = 0
             for suffix, table in (("added", found.added), ("changed", changed), ("removed", found.removed)):
                 path = out / f"{obj}_{suffix}.csv"
-                count += write_csv(path, types, table.to_batches(), table.schema)
+                count += write_csv(path, types, table.to_batches(), table.schema, neutralise=neutralise)
                 result.files.append(path)
             result.rows[obj] = count
 
@@ -314,14 +325,31 @@ def run_export(config: Config, request: ExportRequest,
             return EndpointResult(export_to_endpoint(config, request.endpoint, request.run, objects,
                                                      blobs=blobs, store=store))
     assert request.out is not None
+    export_format(request.format, request.dialect)
+    check_out(request.out, request.force)
     with repository.open_write("export") as store:
         return export(store, request.out, run=request.run, fmt=request.format, dialect=request.dialect,
-                      objects=objects, blobs=blobs)
+                      objects=objects, blobs=blobs, neutralise=not request.keep_formulas)
 
 
 def run_diff(config: Config, request: DiffRequest, progress: Progress = Silent()) -> ExportResult:
     """Change files between two runs, holding the writer lock (the exports ledger records them)."""
     progress.phase("diff")
+    check_out(request.out, request.force)
     with Repository(config.storage.path).open_write("diff") as store:
         return diff_files(store, request.out, request.from_run, request.to_run,
-                          objects=list(request.objects) if request.objects else None)
+                          objects=list(request.objects) if request.objects else None,
+                          neutralise=not request.keep_formulas)
+
+
+def check_out(out: Path, force: bool) -> None:
+    """Refuse, before anything is written, an output folder that is a file, lies under a file, or
+    already holds files (an export would overwrite same-named ones without a word) unless `force`."""
+    for place in (out, *out.parents):
+        if place.exists() and not place.is_dir():
+            raise BadExport(f"cannot write into {out}: {place} is a file, not a folder")
+        if place.exists():
+            break
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise BadExport(f"{out} is not empty: choose an empty or new folder, or add --force to "
+                        "overwrite files of the same names")

@@ -8,6 +8,13 @@ import click
 
 from replicator.cli.output import CONTEXT_SETTINGS, LazyChoice, emit, json_option, load, names, print_rows
 
+force_option = click.option("--force", is_flag=True,
+                            help="Write into a folder that already holds files (same names are overwritten).")
+formulas_option = click.option(
+    "--keep-formulas", is_flag=True,
+    help="CSV for machines: keep values starting with = + - @ as they are (by default they get a "
+         "leading apostrophe so spreadsheets do not run them).")
+
 
 @click.command("export", context_settings=CONTEXT_SETTINGS)
 @click.option("--run", "run", default="last", show_default=True, help="Run number or 'last'.")
@@ -22,16 +29,20 @@ from replicator.cli.output import CONTEXT_SETTINGS, LazyChoice, emit, json_optio
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (created).")
 @click.option("--endpoint", help="Load into this [endpoints.NAME] database instead of writing files.")
+@force_option
+@formulas_option
 @json_option
 @click.pass_context
 def export_cmd(ctx: click.Context, run: str, fmt: str, dialect: str | None, objects: str | None,
-               include_attachments: bool, out: Path | None, endpoint: str | None, as_json: bool) -> None:
+               include_attachments: bool, out: Path | None, endpoint: str | None, force: bool,
+               keep_formulas: bool, as_json: bool) -> None:
     """Export the backup as of a run to CSV or SQL files, one file per object, or into an endpoint
     database (see README "Exports")."""
     from replicator.export import ExportRequest, run_export
 
     request = ExportRequest(run=run, format=fmt, dialect=dialect, objects=names(objects),
-                            include_attachments=include_attachments, out=out, endpoint=endpoint)
+                            include_attachments=include_attachments, out=out, endpoint=endpoint,
+                            force=force, keep_formulas=keep_formulas)
     emit(run_export(load(ctx), request), as_json)
 
 
@@ -41,14 +52,17 @@ def export_cmd(ctx: click.Context, run: str, fmt: str, dialect: str | None, obje
 @click.option("--object", "objects", help="Only this object (or a comma-separated list).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (created).")
+@force_option
+@formulas_option
 @json_option
 @click.pass_context
 def diff_cmd(ctx: click.Context, from_run: str, to_run: str, objects: str | None, out: Path,
-             as_json: bool) -> None:
+             force: bool, keep_formulas: bool, as_json: bool) -> None:
     """Change files between two runs: <Object>_added.csv, _changed.csv and _removed.csv."""
     from replicator.export import DiffRequest, run_diff
 
-    emit(run_diff(load(ctx), DiffRequest(from_run, out, to_run, names(objects))), as_json)
+    request = DiffRequest(from_run, out, to_run, names(objects), force=force, keep_formulas=keep_formulas)
+    emit(run_diff(load(ctx), request), as_json)
 
 
 @click.command("exports", context_settings=CONTEXT_SETTINGS)

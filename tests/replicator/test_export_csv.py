@@ -52,7 +52,7 @@ def as_text(value, kind: str):
 
 def test_csv_round_trip_and_attachments(es: ExportStore, tmp_path: Path) -> None:
     out = tmp_path / "csv"
-    result = export(es.store, out, run=es.run1, fmt="csv", blobs=es.blobs)
+    result = export(es.store, out, run=es.run1, fmt="csv", blobs=es.blobs, neutralise=False)
     assert result.rows == {"ContentVersion": 4, "Thing__c": 12}
     raw = (out / "Thing__c.csv").read_bytes()
     assert raw.startswith(b'"Id","IsDeleted","Name"') and b"\r\n" in raw  # no BOM, CRLF
@@ -73,6 +73,49 @@ def test_csv_round_trip_and_attachments(es: ExportStore, tmp_path: Path) -> None
             for e in ledger] == [("export", "csv", es.run1, "completed", 16, str(out.resolve()))]
     assert sorted(ledger[0]["objects"]) == ["ContentVersion", "Thing__c"]
     assert es.store.exports.entries("Thing__c") == ledger and es.store.exports.entries("Account") == []
+
+
+def test_values_a_spreadsheet_would_run_get_an_apostrophe_by_default(es: ExportStore, tmp_path: Path) -> None:
+    """OWASP CSV injection: text starting with = + - @ tab or CR is defused in files for people;
+    numbers (-1, -0.01) stay numbers, and --keep-formulas (machines) writes values as they are."""
+    export(es.store, tmp_path / "people", run=es.run1, fmt="csv")
+    export(es.store, tmp_path / "machines", run=es.run1, fmt="csv", neutralise=False)
+    people = read_csv(tmp_path / "people" / "Thing__c.csv")
+    machines = read_csv(tmp_path / "machines" / "Thing__c.csv")
+    risky = 0
+    for person, machine in zip(people, machines, strict=True):
+        for name, value in machine.items():
+            text_field = name in ("Name", "Body__c")
+            if text_field and value and value[0] in "=+-@\t\r":
+                risky += 1
+                assert person[name] == "'" + value
+            else:
+                assert person[name] == value
+    assert risky > 0  # the test data holds such values
+    assert any(r["Count__c"] == "-1" for r in people)
+
+
+def test_export_refuses_a_folder_with_files_or_a_file(es: ExportStore, tmp_path: Path,
+                                                      tmp_config) -> None:
+    """Nothing is overwritten without --force, and nothing is written at all when refused."""
+    from replicator.config import load_config
+    from replicator.errors import InvalidInput
+    from replicator.export import ExportRequest, run_export
+
+    es.store.close()
+    config = load_config(tmp_config(f'[storage]\npath = "{(tmp_path / "store")}"\n'))
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "Thing__c.csv").write_text("mine")
+    ledger_before = ((tmp_path / "store") / "snapshot.duckdb").read_bytes()
+    for out, words in ((busy, "is not empty"), (busy / "Thing__c.csv", "is a file, not a folder"),
+                       (busy / "Thing__c.csv" / "sub", "is a file, not a folder")):
+        with pytest.raises(InvalidInput, match=words):
+            run_export(config, ExportRequest(out=out))
+    assert (busy / "Thing__c.csv").read_text() == "mine"
+    assert ((tmp_path / "store") / "snapshot.duckdb").read_bytes() == ledger_before
+    result = run_export(config, ExportRequest(out=busy, force=True))
+    assert result.rows["Thing__c"] == 12 and (busy / "Thing__c.csv").read_text() != "mine"
 
 
 def test_failed_export_stays_on_the_ledger(es: ExportStore, tmp_path: Path) -> None:
