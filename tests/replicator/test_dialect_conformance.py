@@ -38,6 +38,9 @@ COLUMNS = [ColumnType("Id", "text", 18), ColumnType("Text", "text", 255), Column
 TEXTS = {  # case -> value of the Text column
     "null": None, "empty": "", "nul": "a\x00b", "crlf": "one\r\ntwo", "lone_cr": "one\rtwo",
     "tab": "a\tb", "quotes": "it's \"quoted\" \\ back\\slash \\' \\\\ ends\\", "unicode": "😀 ünï 中文",
+    # Lines that script clients would read as their own commands if a value's line stood alone.
+    "client_lines": "x\nGO\n/\n.\n@evil.sql\n#host id\n:r /etc/passwd\n!!id\n\\! id\ndelimiter //\nend",
+    "sqlcmd_variable": "$(PATH) and $(SQLCMDUSER)",
 }
 AT = datetime(2024, 2, 29, 23, 59, 59, 123000, tzinfo=UTC)
 BODIES = [b"\x00\x01\xfe\xff", b"", None]
@@ -102,6 +105,27 @@ def test_script_has_no_raw_cr_or_nul_and_names_fit(dialect: str) -> None:
 
 
 # -- Oracle and SQL Server: static ---------------------------------------------------------------------
+
+# How the clients split a script into commands, line by line: sqlcmd ends a batch at a line `GO` and
+# runs lines starting with `:` or `!!` as commands, and substitutes `$(name)` anywhere, even inside
+# literals; SQL*Plus ends a statement at a line `/` or `.`, runs `@file` and `#command` (SQLPREFIX).
+CLIENT_LINES = {"mssql": re.compile(r"^\s*(GO\b|:|!!)", re.I), "oracle": re.compile(r"^\s*([/.]\s*$|@|#)")}
+
+
+@pytest.mark.parametrize("dialect", list(CLIENT_LINES))
+def test_no_line_of_a_value_stands_alone_for_sqlcmd_or_sqlplus(dialect: str) -> None:
+    text = script(dialect)
+    own = [line for line in text.splitlines() if CLIENT_LINES[dialect].match(line)]
+    if dialect == "oracle":  # the script's own PL/SQL blocks end with `/` after `END;`
+        lines = text.splitlines()
+        assert all(lines[i - 1] == "END;" for i, line in enumerate(lines) if line.strip() == "/")
+        own = [line for line in own if line.strip() != "/"]
+    assert own == []
+    if dialect == "mssql":
+        assert "$(" not in text
+    values = dict(zip(TEXTS, _values(text, dialect), strict=True))
+    code = values["client_lines"][1].sql(DIALECTS[dialect].sqlglot)
+    assert "\n" not in code and code.upper().count("CHAR(10)" if dialect == "mssql" else "CHR(10)") == 10
 
 
 def _values(text: str, dialect: str) -> list[list[exp.Expression]]:

@@ -221,7 +221,10 @@ def test_literals_per_dialect() -> None:
     nasty = "a'b\\c\nd😀"
     assert render_literal(nasty, text, "postgresql") == "'a''b\\c\nd😀'"
     assert render_literal(nasty, text, "mysql") == "'a''b\\\\c\nd😀'"
-    assert render_literal(nasty, text, "mssql") == "N'a''b\\c\nd😀'"
+    assert render_literal(nasty, text, "mssql") == (
+        "CAST(N'' AS NVARCHAR(MAX)) + N'a''b\\c' + NCHAR(10) + N'd😀'")
+    assert render_literal(nasty, text, "oracle") == "'a''b\\c' || CHR(10) || 'd😀'"
+    assert render_literal("$(X)", text, "mssql") == "CAST(N'' AS NVARCHAR(MAX)) + N'$' + N'(X)'"
     assert render_literal("", text, "oracle") == "''" and render_literal(None, text, "mysql") == "NULL"
     assert render_literal("a\x00b", text, "postgresql") == "'a\ufffdb'"
     blob = ColumnType("B", "blob")

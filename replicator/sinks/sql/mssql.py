@@ -41,7 +41,10 @@ class SqlServer(SqlDialect):
     note = "Datetimes are DATETIMEOFFSET(3) in UTC; text is NVARCHAR with N'' literals."
     rows_per_insert = 1000  # SQL Server's limit for a VALUES list
 
-    string_escapes = (("'", "''"), ("\x00", "' + NCHAR(0) + N'"), ("\r", "' + NCHAR(13) + N'"))
+    # Line breaks are spliced in too, so no line of a value can stand alone in the script (sqlcmd reads a
+    # line `GO` as a batch end and `:r`, `!!` as commands); `$(` is split so sqlcmd never substitutes.
+    string_escapes = (("'", "''"), ("\x00", "' + NCHAR(0) + N'"), ("\r", "' + NCHAR(13) + N'"),
+                      ("\n", "' + NCHAR(10) + N'"), ("$(", "$' + N'("))
     string_open = "N'"
     date_open = "'"
     datetime_format = "%Y-%m-%dT%H:%M:%S"
@@ -51,7 +54,7 @@ class SqlServer(SqlDialect):
         """N'' literals; spliced ones start from NVARCHAR(MAX), since + of short NVARCHARs truncates at
         4000 characters unless one side is MAX."""
         out = super().text_literals(arr)
-        spliced = pc.match_substring_regex(pc.cast(arr, pa.string()), "[\r\x00]")
+        spliced = pc.match_substring_regex(pc.cast(arr, pa.string()), r"[\r\n\x00]|\$\(")
         return pc.if_else(spliced, pc.binary_join_element_wise("CAST(N'' AS NVARCHAR(MAX)) + ", out, ""), out)
 
     def blob_literal(self, hex_upper: str) -> str:

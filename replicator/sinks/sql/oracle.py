@@ -65,7 +65,10 @@ class Oracle(SqlDialect):
     rows_per_insert = 1
     value_separator = ",\n  "
 
-    string_escapes = (("'", "''"), ("\x00", "' || CHR(0) || '"), ("\r", "' || CHR(13) || '"))
+    # Line breaks spliced in as CHR(10): a value line `/` or `.` would end the statement in SQL*Plus,
+    # `@x` would run a script and `#...` a command (SQLPREFIX), so no line of a value stands alone.
+    string_escapes = (("'", "''"), ("\x00", "' || CHR(0) || '"), ("\r", "' || CHR(13) || '"),
+                      ("\n", "' || CHR(10) || '"))
     datetime_open = "TO_TIMESTAMP_TZ('"
     datetime_close = f" +00:00', '{TS_MASK}')"
 

@@ -347,9 +347,7 @@ INSERT INTO "Thing__c" ("Id",
   "SystemModstamp") VALUES
 ('a01Dn0000000012AAA',
   0,
-  'new
-line' || CHR(13) || '
-and	tab',
+  'new' || CHR(10) || 'line' || CHR(13) || '' || CHR(10) || 'and	tab',
   NULL,
   0,
   9007199254740993,
