@@ -313,7 +313,7 @@ class _Run:
                 problems.append(f"{name} (not in the org)")
             elif not plan.included:
                 problems.append(f"{name} ({plan.reason})")
-            else:
+            elif plan not in wanted:  # Account,account: one object
                 wanted.append(plan)
         if problems:
             raise BackupError(f"cannot back up: {', '.join(problems)}")

@@ -39,8 +39,18 @@ def load(ctx: click.Context) -> Config:
 
 
 def names(text: str | None) -> list[str] | None:
-    """A comma-separated list of API names, or None when empty."""
-    return [o.strip() for o in text.split(",") if o.strip()] if text else None
+    """A comma-separated list of API names (duplicates dropped, case-insensitively: API names are), or
+    None when the option is not given. A given list that names nothing (`--objects ,`) is an error,
+    never "everything"."""
+    if text is None:
+        return None
+    found: dict[str, str] = {}
+    for name in (part.strip() for part in text.split(",")):
+        if name:
+            found.setdefault(name.casefold(), name)
+    if not found:
+        raise click.UsageError(f"{text!r} names no object: give API names separated by commas")
+    return list(found.values())
 
 
 def print_json(data: Any) -> None:

@@ -75,6 +75,22 @@ def test_backup_run_then_inspect_runs_sql_and_history(cli_job: Path) -> None:
     assert missing.exit_code == 1 and "no run 99" in missing.output
 
 
+def test_object_lists_that_name_nothing_or_twice(cli_job: Path) -> None:
+    """`--objects ,` is an error, never "the whole job", and writes nothing; a name given twice in
+    different cases is one object (it used to crash inside dlt and leave a run 'running')."""
+    storage = cli_job.parent / "store"
+    for empty in (",", " , ,", ""):
+        refused = CliRunner().invoke(cli, ["--config", str(cli_job), "backup", "run", "--objects", empty])
+        assert refused.exit_code == 2 and "names no object" in refused.output
+        assert "Traceback" not in refused.output
+    assert not storage.exists() or not any(storage.iterdir())
+    run = invoke(cli_job, "backup", "run", "--objects", "Account,account, ACCOUNT", "--json")
+    assert run.exit_code == 0, run.output
+    shown = json.loads(invoke(cli_job, "runs", "show", "1", "--json").output)
+    assert shown["run"]["status"] == "completed"
+    assert [s["object"] for s in shown["sections"]] == ["Account"]
+
+
 def assert_sql_reaches_only_the_store(path: Path) -> None:
     """`sql` is a query tool, not a shell: files, other databases, extensions and settings are out of
     reach, each refusal one line (no traceback), and the store still answers afterwards."""
