@@ -9,6 +9,7 @@ ledger tables without a migration step.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,10 +18,11 @@ from typing import Any
 
 import duckdb
 
+from replicator.errors import ConfigProblem, Locked
 from replicator.store.lock import WriterLock
 from replicator.store.schema import HELPER_MACROS
 
-__all__ = ["Database", "now", "rows"]
+__all__ = ["Database", "StoreInUse", "StoreUnusable", "now", "rows"]
 
 FORMAT_VERSION = "1"
 LEDGER_DDL = (
@@ -60,10 +62,48 @@ SEALED = {"enable_external_access": False, "autoinstall_known_extensions": False
           "autoload_known_extensions": False}
 
 
+class StoreUnusable(ConfigProblem):
+    """The store's database file cannot be used as it is (not a DuckDB file, damaged, or not ours)."""
+
+
+class StoreInUse(Locked):
+    """Another process has the database file open for writing (a backup or another writer)."""
+
+
+def unusable(path: Path, exc: duckdb.Error) -> ConfigProblem | Locked:
+    """DuckDB's complaint about opening `path`, as one sentence saying what is wrong and what to do
+    (its own text names no remedy, spans lines and, for locks, a link)."""
+    text = str(exc)
+    if "Could not set lock" in text:
+        holder = re.search(r"\(PID (\d+)\)", text)
+        by = f" by process {holder.group(1)}" if holder else ""
+        return StoreInUse(f"the store {path} is open for writing{by} (a backup or another writer): "
+                          "try again when it has finished")
+    if "not a valid DuckDB database" in text:
+        return StoreUnusable(f"{path} is not a DuckDB database (empty, overwritten or another kind of "
+                             "file): restore it from a copy or point storage.path at the right folder")
+    first = text.splitlines()[0].removeprefix("IO Error: ") if text else type(exc).__name__
+    return StoreUnusable(f"{path} is damaged and cannot be opened ({first}): restore it from a copy")
+
+
+def foreign(path: Path) -> StoreUnusable:
+    """A DuckDB database that Replicator did not create: never add our tables to someone's data."""
+    return StoreUnusable(f"{path} is a DuckDB database but not a Replicator store: nothing was "
+                         "written to it; point storage.path at a store folder or an empty one")
+
+
 def now() -> datetime:
     """The current instant at millisecond precision (what the ledgers record)."""
     moment = datetime.now(UTC)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def _is_store(con: duckdb.DuckDBPyConnection) -> bool:
+    """Ours, or empty (a store being created): a database with tables but no store_info is not."""
+    tables, ours = con.execute(
+        "SELECT count(*), count(*) FILTER (schema_name = 'main' AND table_name = 'store_info') "
+        "FROM duckdb_tables() WHERE database_name = current_database()").fetchone()
+    return not tables or bool(ours)
 
 
 def rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -93,7 +133,13 @@ class Database:
         if not self.read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         config = SEALED if self.sealed else {}
-        con = duckdb.connect(str(self.path), read_only=self.read_only, config=config)
+        try:
+            con = duckdb.connect(str(self.path), read_only=self.read_only, config=config)
+        except duckdb.Error as exc:
+            raise unusable(self.path, exc) from None
+        if not _is_store(con):
+            con.close()
+            raise foreign(self.path)
         # GLOBAL, so every cursor of this connection (readers use their own) answers in UTC too.
         con.execute("SET GLOBAL TimeZone = 'UTC'")
         con.execute("SET memory_limit = ?", [self.memory_limit])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 __all__ = ["Layout"]
 
+MARKER = ".replicator-store"  # written when the store is created: this folder is ours to manage
 DATABASE = "snapshot.duckdb"
 LOCK = "backup.lock"  # the name predates the other writers; kept so a running old version still sees it
 BLOBS = "blobs"
@@ -27,6 +28,11 @@ class Layout:
     """Paths inside one storage folder (nothing here touches the disk)."""
 
     root: Path
+
+    @property
+    def marker(self) -> Path:
+        """The file that says the folder is a Replicator store (a writer manages only such folders)."""
+        return self.root / MARKER
 
     @property
     def database(self) -> Path:

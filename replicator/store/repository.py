@@ -13,17 +13,25 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from replicator.errors import NotFound
+from replicator.errors import ConfigProblem, NotFound
 from replicator.store.blobs import BlobStore
+from replicator.store.database import Database
 from replicator.store.layout import Layout
 from replicator.store.lock import WriterLock
 from replicator.store.snapshot import SnapshotStore
 
-__all__ = ["NoBackups", "Repository"]
+__all__ = ["ForeignFolder", "NoBackups", "Repository"]
+
+MARKER_TEXT = ("This folder is a Replicator store: Replicator creates, replaces and removes files in it.\n"
+               "Keep other files elsewhere.\n")
 
 
 class NoBackups(NotFound):
     """The storage folder holds no backup yet: nothing to read, export or check."""
+
+
+class ForeignFolder(ConfigProblem):
+    """The storage path names a folder that holds other files: a writer would replace or remove them."""
 
 
 class Repository:
@@ -61,12 +69,33 @@ class Repository:
         """
         if not create:
             self._require_backups()
+        self._claim()
         lock = WriterLock.acquire(self.layout, what, job)
         try:
             return SnapshotStore(self.layout.database, lock=lock)
         except BaseException:
             lock.release()
             raise
+
+    def _claim(self) -> None:
+        """Make sure the folder is ours before a writer touches it: a store (marked, or created before
+        markers existed), or empty and marked now. A share that already holds a `runs/` folder of
+        reports must not lose it to a backup's clean-up, so any other folder is refused untouched."""
+        root = self.layout.root
+        if self.layout.marker.is_file():
+            return
+        if root.exists() and not root.is_dir():
+            raise ForeignFolder(f"the storage path {root} is a file, not a folder", key="storage.path")
+        entries = sorted(entry.name for entry in root.iterdir()) if root.is_dir() else []
+        if entries:
+            if not self.layout.database.is_file():
+                shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+                raise ForeignFolder(
+                    f"the storage folder {root} already holds files that are not a Replicator store "
+                    f"({shown}): choose an empty or new folder for storage.path", key="storage.path")
+            Database(self.layout.database, read_only=True, memory_limit="64MB", lock=None).close()
+        root.mkdir(parents=True, exist_ok=True)
+        self.layout.marker.write_text(MARKER_TEXT, encoding="utf-8")
 
     def blobs(self, key_env: str | None = None, environ: Mapping[str, str] | None = None) -> BlobStore:
         """The encrypted file bodies, keyed as configured (see store.blobs.load_key)."""
