@@ -15,9 +15,9 @@ from pathlib import Path
 
 from replicator.errors import ConfigProblem, NotFound
 from replicator.store.blobs import BlobStore
-from replicator.store.database import Database
+from replicator.store.database import Database, StoreInUse
 from replicator.store.layout import Layout
-from replicator.store.lock import WriterLock
+from replicator.store.lock import WriterLock, holder_of, refusal
 from replicator.store.snapshot import SnapshotStore
 
 __all__ = ["ForeignFolder", "NoBackups", "Repository"]
@@ -51,14 +51,26 @@ class Repository:
 
     def open_read(self) -> SnapshotStore:
         """The store, read-only (readers never take the writer lock); NoBackups before the first backup."""
-        self._require_backups()
-        return SnapshotStore(self.layout.database, read_only=True)
+        return self._reader(sealed=False)
 
     def open_query(self) -> SnapshotStore:
         """The store for analysts' SQL: read-only, with files, extensions and settings out of reach,
         so a query can read the store's tables and nothing else on the machine."""
+        return self._reader(sealed=True)
+
+    def _reader(self, *, sealed: bool) -> SnapshotStore:
+        """A read-only store. While a writer has the database open, DuckDB lets no other process in,
+        not even to read: say which writer, from its lock file (a DuckLake catalog will not have
+        this limit)."""
         self._require_backups()
-        return SnapshotStore(self.layout.database, read_only=True, sealed=True)
+        try:
+            return SnapshotStore(self.layout.database, read_only=True, sealed=sealed)
+        except StoreInUse:
+            holder = holder_of(self.layout)
+            if not holder:
+                raise
+            raise StoreInUse(refusal(self.layout, holder, "read commands work again when it has "
+                                     "finished")) from None
 
     def open_write(self, what: str, job: str | None = None, *, create: bool = False) -> SnapshotStore:
         """The store for writing, holding the writer lock until it is closed.
