@@ -19,6 +19,7 @@ from typing import Any
 import uvicorn
 
 from sfemu.app import create_app
+from sfemu.headers import CanonicalHeaders
 from sfemu.org import EmulatedOrg, OrgSettings, open_org
 from sfemu.tls import TlsFiles, ensure_tls
 
@@ -110,7 +111,8 @@ def serve(settings: OrgSettings, options: ServeOptions) -> None:
     echo(f"  client secret {settings.client_secret}")
     echo(f"  control API   {info['control_url']}")
     config = uvicorn.Config(
-        create_app(org), http="h11", h11_max_incomplete_event_size=MAX_HEAD_BYTES, lifespan="off",
+        CanonicalHeaders(create_app(org)), http="h11", h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        lifespan="off", server_header=False, date_header=False,
         ssl_certfile=str(tls.cert_path), ssl_keyfile=str(tls.key_path), access_log=options.access_log,
         log_level="info" if options.access_log else "warning", timeout_keep_alive=30,
         timeout_graceful_shutdown=SHUTDOWN_SECONDS,
