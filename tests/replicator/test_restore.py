@@ -17,7 +17,7 @@ import pytest
 from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, backup, config_text
 
 from replicator.config import load_config
-from replicator.restore.job import RestoreRequest, plan_restore, run_restore
+from replicator.restore.job import RestoreRequest, plan_restore, retry_restore, run_restore
 
 OBJECTS = ["Account", "Contact", "Opportunity", "OpportunityLineItem", "Case", "Task", "Attachment"]
 
@@ -32,10 +32,16 @@ def org(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 @pytest.fixture
-def config(org: Any, tmp_config: Callable[..., Path]) -> Any:
-    path = tmp_config(config_text(org, selection=f"include = {json.dumps(OBJECTS)}"))
-    backup(path)
-    return load_config(path)
+def config_path(org: Any, tmp_config: Callable[..., Path]) -> Path:
+    """The job's config; nothing backed up yet."""
+    return tmp_config(config_text(org, selection=f"include = {json.dumps(OBJECTS)}"))
+
+
+@pytest.fixture
+def config(config_path: Path) -> Any:
+    """The job's config after one backup."""
+    backup(config_path)
+    return load_config(config_path)
 
 
 def counted(org: Any) -> Callable[[], int]:
@@ -63,18 +69,28 @@ def ids(sf: Any, soql: str) -> list[str]:
 
 def family(sf: Any) -> tuple[str, dict[str, list[str]]]:
     """An Account with Contacts, Opportunities (with line items) and Cases, and their Ids."""
+    return families(sf)[0]
+
+
+def families(sf: Any) -> list[tuple[str, dict[str, list[str]]]]:
+    """Accounts with children (first those the validation rule accepts, then one it refuses)."""
     rows = sf.query("SELECT Id, Credit_Limit__c, Type, Discount_Rate__c FROM Account WHERE Id IN "
                     "(SELECT AccountId FROM Opportunity WHERE HasOpportunityLineItem = true) AND Id IN "
                     "(SELECT AccountId FROM Case) AND Id IN (SELECT AccountId FROM Contact) LIMIT 50"
                     )["records"]
-    # one the validation rule Account_Credit_Terms accepts (generated data breaks it on purpose)
-    account = next(r["Id"] for r in rows if (r["Credit_Limit__c"] or 0) >= 0
-                   and not (r["Type"] == "Customer - Direct" and (r["Discount_Rate__c"] or 0) > 50))
+    good = [r["Id"] for r in rows if (r["Credit_Limit__c"] or 0) >= 0
+            and not (r["Type"] == "Customer - Direct" and (r["Discount_Rate__c"] or 0) > 50)]
+    bad = [r["Id"] for r in rows if r["Id"] not in good]
+    return [(account, children(sf, account)) for account in (good[0], bad[0])]
+
+
+def children(sf: Any, account: str) -> dict[str, list[str]]:
+    """The Ids of an Account's Contacts, Opportunities, their line items and Cases."""
     kids = {obj: ids(sf, f"SELECT Id FROM {obj} WHERE AccountId = '{account}'")
             for obj in ("Contact", "Opportunity", "Case")}
     kids["OpportunityLineItem"] = ids(
         sf, f"SELECT Id FROM OpportunityLineItem WHERE OpportunityId IN {in_list(kids['Opportunity'])}")
-    return account, kids
+    return kids
 
 
 def test_a_deleted_account_comes_back_from_the_bin_with_its_ids(org, config) -> None:
@@ -127,3 +143,78 @@ def _ledger(config: Any, restore_id: int) -> list[dict[str, Any]]:
     from replicator.restore.ledger import RestoresRequest, restores_ledger
 
     return restores_ledger(config, RestoresRequest(restore_id)).records
+
+
+def purge(org: Any, sf: Any, account: str, kids: dict[str, list[str]]) -> None:
+    """Delete an Account and its children and empty the recycle bin: only the backup has them."""
+    sf.Account.delete(account)
+    for obj in ("Contact", "Case", "Opportunity"):
+        for i in kids[obj]:
+            getattr(sf, obj).delete(i)
+    org.control("POST", "recyclebin/empty", {})
+
+
+def test_changed_records_get_only_their_changed_fields_and_unchanged_ones_are_skipped(org, config) -> None:
+    sf = org.sf()
+    account, _ = family(sf)
+    before = sf.Account.get(account)
+    sf.Account.update(account, {"Name": "Renamed after the backup", "Phone": "+1 555 0199"})
+    plan = plan_restore(config, RestoreRequest(object="Account", ids=(account,), with_related="children"))
+    update = {"object": "Account", "id": account, "action": "update", "fields": ["Name", "Phone"]}
+    assert update in plan.conflicts
+    assert plan.objects["Contact"]["skip"] == plan.objects["Contact"]["selected"]  # SystemModstamp unchanged
+    assert plan.api_calls == 1
+    result = restore(org, config, object="Account", ids=(account,), with_related="children")
+    assert result.counts["Account"]["updated"] == 1  # (child Accounts by ParentId are skipped)
+    after = sf.Account.get(account)
+    assert (after["Name"], after["Phone"]) == (before["Name"], before["Phone"])
+
+
+def test_a_failing_record_is_kept_in_the_ledger_and_retry_sends_only_it(org, config) -> None:
+    sf = org.sf()
+    (good, good_kids), (bad, bad_kids) = families(sf)
+    purge(org, sf, good, good_kids)
+    purge(org, sf, bad, bad_kids)
+    result = restore(org, config, object="Account", ids=(good, bad))
+    assert result.counts["Account"] == {"inserted": 1, "failed": 1} and result.exit_code == 2
+    failure = result.failures[0]
+    assert (failure["source_id"], failure["error_code"]) == (bad, "FIELD_CUSTOM_VALIDATION_EXCEPTION")
+    assert failure["error_message"].startswith("Credit limit cannot be negative")
+    rule = sf.toolingexecute("query/?q=SELECT+Id+FROM+ValidationRule+WHERE+ValidationName+=+"
+                             "'Account_Credit_Terms'")["records"][0]["Id"]
+    meta = sf.toolingexecute(f"sobjects/ValidationRule/{rule}")["Metadata"]
+    sf.toolingexecute(f"sobjects/ValidationRule/{rule}", method="PATCH",
+                      data={"Metadata": {**meta, "active": False}})
+    try:
+        calls = counted(org)
+        retried = retry_restore(config, result.restore_id)
+        spent = calls()
+    finally:
+        sf.toolingexecute(f"sobjects/ValidationRule/{rule}", method="PATCH", data={"Metadata": meta})
+    assert spent == retried.read_calls + retried.api_calls and retried.api_calls == retried.predicted_calls
+    assert retried.counts == {"Account": {"inserted": 1}} and not retried.failures
+    records = _ledger(config, retried.restore_id)
+    assert [(r["source_id"], r["action"], r["status"]) for r in records] == [(bad, "insert", "ok")]
+    assert sf.Account.get(records[0]["target_id"])["Id"] == records[0]["target_id"]
+
+
+def test_records_that_are_each_others_parent_are_restored_through_a_second_pass(org, config_path) -> None:
+    sf = org.sf()
+    first = sf.Account.create({"Name": "Cycle A"})["id"]
+    second = sf.Account.create({"Name": "Cycle B", "ParentId": first})["id"]
+    sf.Account.update(first, {"ParentId": second})
+    backup(config_path)
+    config = load_config(config_path)
+    sf.Account.update(first, {"ParentId": None})
+    sf.Account.delete(second)
+    sf.Account.delete(first)
+    org.control("POST", "recyclebin/empty", {})
+    plan = plan_restore(config, RestoreRequest(object="Account", ids=(first,), with_related="all"))
+    assert plan.objects["Account"]["insert"] == 2  # the missing parent is brought along
+    assert plan.cycles[0]["objects"] == ["Account"] and "Account.ParentId" in plan.cycles[0]["deferred"]
+    result = restore(org, config, object="Account", ids=(first,), with_related="all")
+    assert result.counts["Account"] == {"inserted": 2, "relinked": 2}
+    new = {r["source_id"]: r["target_id"] for r in _ledger(config, result.restore_id)
+           if r["action"] == "insert"}
+    assert sf.Account.get(new[first])["ParentId"] == new[second]
+    assert sf.Account.get(new[second])["ParentId"] == new[first]
