@@ -251,16 +251,22 @@ def _reads(client: OrgClient) -> int:
 
 
 def run_restore(config: Config, request: RestoreRequest, progress: Progress | None = None) -> RestoreResult:
-    """Plan and execute a restore (the plan re-read from the org, so it matches the org of now)."""
-    with Repository(config.storage.path).open_write("restore") as store:
+    """Plan and execute a restore (the plan re-read from the org, so it matches the org of now).
+
+    The plan is built on the store opened read-only: bad input is refused before the store is
+    opened for writing, so it leaves the store file as it was."""
+    repository = Repository(config.storage.path)
+    with repository.open_read() as store:
         plan, client = build(store, config, request)
+    with repository.open_write("restore") as store:
         return execute(store, client, plan, "restore", read_calls=_reads(client),
                        progress=progress or Silent())
 
 
 def retry_restore(config: Config, restore_id: int, progress: Progress | None = None) -> RestoreResult:
     """Restore again only the records restore `restore_id` failed, with the same run and target."""
-    with Repository(config.storage.path).open_write("restore") as store:
+    repository = Repository(config.storage.path)
+    with repository.open_read() as store:
         ledger = RestoresLedger(store.db)
         entry = ledger.entry(restore_id)
         failed = ledger.outcomes(restore_id, failed_only=True)
@@ -274,6 +280,6 @@ def retry_restore(config: Config, restore_id: int, progress: Progress | None = N
         _add_records(planner, records)
         planner.pull_parents(every=False)
         plan = planner.plan(int(entry["run_id"]))
+    with repository.open_write("restore") as store:
         return execute(store, client, plan, "retry", read_calls=_reads(client),
                        progress=progress or Silent(), retry_of=restore_id)
-
