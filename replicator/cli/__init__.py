@@ -21,7 +21,7 @@ from replicator.cli.demo import demo
 from replicator.cli.export import diff_cmd, export_cmd, exports_cmd
 from replicator.cli.output import CONTEXT_SETTINGS, JSON_KEY, fail
 from replicator.cli.query import history, sql
-from replicator.cli.restore import restore, restores_cmd
+from replicator.cli.restore import replicate_cmd, restore, restores_cmd
 from replicator.cli.runs import runs
 from replicator.config import CONFIG_ENV, DEFAULT_CONFIG
 from replicator.errors import ReplicatorError
@@ -70,7 +70,7 @@ def cli(ctx: click.Context, config_path: Path) -> None:
 for command in (config, catalog, backup, runs, sql, history, demo, check_cmd, export_cmd, diff_cmd,
                 exports_cmd):
     cli.add_command(command)
-for command in (restore, restores_cmd):  # restore and replicate (issue 10)
+for command in (restore, restores_cmd, replicate_cmd):  # restore and replicate (issue 10)
     cli.add_command(command)
 
 

@@ -99,3 +99,23 @@ def restores_cmd(ctx: click.Context, action: str | None, restore_id: int | None,
     if action == "show" and restore_id is None:
         raise click.UsageError("restores show needs a restore number")
     emit(restores_ledger(load(ctx), RestoresRequest(restore_id)), as_json)
+
+
+@click.command("replicate", context_settings=CONTEXT_SETTINGS)
+@click.option("--run", "run", default="last", show_default=True,
+              help="Run number, 'last', or a timestamp (the newest run at or before it).")
+@click.option("--to-org", required=True, help="The org to copy into (typically a sandbox).")
+@click.option("--objects", help="Only these objects (comma-separated API names; default all).")
+@click.option("--plan", "plan_only", is_flag=True, help="Only show what it would do and cost.")
+@json_option
+@click.pass_context
+def replicate_cmd(ctx: click.Context, run: str, to_org: str, objects: str | None, plan_only: bool,
+                  as_json: bool) -> None:
+    """Copy a whole snapshot (or chosen objects) into another org, parents first, Ids remapped."""
+    from replicator.cli.progress import RichProgress
+    from replicator.restore.replicate import ReplicateRequest, replicate
+
+    request = ReplicateRequest(to_org=to_org, run=run, objects=names(objects), plan_only=plan_only)
+    with RichProgress(enabled=not as_json and not plan_only) as progress:
+        result = replicate(load(ctx), request, progress)
+    emit(result, as_json)

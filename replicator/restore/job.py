@@ -20,6 +20,7 @@ from typing import Any
 from replicator.config import Config
 from replicator.errors import InvalidInput, NotFound
 from replicator.progress import Progress, Silent
+from replicator.restore.owners import Overlay
 from replicator.restore.plan import Planner, RestorePlan
 from replicator.restore.selection import RELATED, BadSelection, Selection, Snapshot, Where, add_children, seed
 from replicator.result import JobResult
@@ -32,7 +33,8 @@ from replicator.store.repository import Repository
 from replicator.store.restores import RestoresLedger
 from replicator.store.snapshot import SnapshotStore
 
-__all__ = ["BadPlanFile", "RestoreRequest", "RestoreResult", "plan_restore", "retry_restore", "run_restore"]
+__all__ = ["BadPlanFile", "RestoreRequest", "RestoreResult", "calls_spent", "execute", "org_client",
+           "plan_restore", "resolve_as_of", "retry_restore", "run_restore"]
 
 PLAN_FORMAT = "replicator-restore-plan/1"
 _ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
@@ -108,7 +110,7 @@ def resolve_as_of(store: SnapshotStore, run: str) -> int:
     return before[-1]
 
 
-def _client(config: Config, name: str) -> OrgClient:
+def org_client(config: Config, name: str) -> OrgClient:
     if name not in config.orgs:
         known = ", ".join(sorted(config.orgs)) or "none defined"
         raise UnknownOrg(f"no org named {name!r} in the config (orgs: {known})")
@@ -161,7 +163,7 @@ def build(store: SnapshotStore, config: Config, request: RestoreRequest,
         raise BadPlanFile(f"{request.plan_file} was made from another store (its run {run_id} "
                           "was taken at another time)")
     target = (saved or {}).get("target") or request.to_org or store.ledger.run(run_id)["org"]
-    client = (opened or {}).get(target) or _client(config, target)
+    client = (opened or {}).get(target) or org_client(config, target)
     planner = _planner(store, config, client, run_id, target)
     if saved:
         _add_records(planner, saved["records"])
@@ -228,7 +230,9 @@ def execute(store: SnapshotStore, client: OrgClient, plan: RestorePlan, kind: st
     """Load `plan`, every outcome kept in the ledger as it comes; the entry closed with the counts."""
     with _recorded(store, kind, plan, retry_of) as (ledger, restore_id):
         ledger.record(restore_id, _with_parent_outcomes(plan))
-        result = load(client, plan.load_plan, StoreIdMap(store.db, plan.target), progress=progress,
+        id_map = StoreIdMap(store.db, plan.target)
+        loaded = Overlay(id_map, plan._substitutes) if plan._substitutes else id_map
+        result = load(client, plan.load_plan, loaded, progress=progress,
                       record=lambda outcomes: ledger.record(restore_id, outcomes))
         counts = {obj: dict(c) for obj, c in result.counts.items()}
         for obj, ids in plan.with_parent.items():
@@ -245,7 +249,7 @@ def _with_parent_outcomes(plan: RestorePlan) -> list[Outcome]:
             for obj, ids in plan.with_parent.items() for i in ids]
 
 
-def _reads(client: OrgClient) -> int:
+def calls_spent(client: OrgClient) -> int:
     """Calls spent so far that the org counts (logins are not)."""
     return client.ledger.calls - client.ledger.by_kind["auth"]
 
@@ -259,7 +263,7 @@ def run_restore(config: Config, request: RestoreRequest, progress: Progress | No
     with repository.open_read() as store:
         plan, client = build(store, config, request)
     with repository.open_write("restore") as store:
-        return execute(store, client, plan, "restore", read_calls=_reads(client),
+        return execute(store, client, plan, "restore", read_calls=calls_spent(client),
                        progress=progress or Silent())
 
 
@@ -275,11 +279,11 @@ def retry_restore(config: Config, restore_id: int, progress: Progress | None = N
         records: dict[str, list[str]] = {}
         for row in failed:
             records.setdefault(row["sobject"], []).append(row["source_id"])
-        client = _client(config, entry["target"])
+        client = org_client(config, entry["target"])
         planner = _planner(store, config, client, int(entry["run_id"]), entry["target"])
         _add_records(planner, records)
         planner.pull_parents(every=False)
         plan = planner.plan(int(entry["run_id"]))
     with repository.open_write("restore") as store:
-        return execute(store, client, plan, "retry", read_calls=_reads(client),
+        return execute(store, client, plan, "retry", read_calls=calls_spent(client),
                        progress=progress or Silent(), retry_of=restore_id)

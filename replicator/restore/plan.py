@@ -60,6 +60,8 @@ class RestorePlan(JobResult):
     records: dict[str, list[str]] = field(default_factory=dict)
     with_parent: dict[str, list[str]] = field(default_factory=dict)
     _load: LoadPlan | None = field(default=None, repr=False)
+    # Pairs for this load only (owners in another org, references emptied): see owners.Overlay.
+    _substitutes: dict[str, str | None] = field(default_factory=dict, repr=False)
 
     @property
     def load_plan(self) -> LoadPlan:
