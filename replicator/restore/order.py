@@ -40,10 +40,25 @@ class Order:
     cycles: tuple[Cycle, ...] = ()
 
 
+# Records created by inserting another object's: a new ContentVersion makes its ContentDocument, so
+# whatever references a document (ContentDocumentLink) loads after the versions.
+MADE_BY = {"ContentDocument": "ContentVersion"}
+
+
 def _edges(models: dict[str, ObjectModel], names: set[str]) -> dict[str, set[str]]:
-    """Object -> the objects of the set it references (its parents)."""
-    return {name: {t for targets, _ in models[name].references.values() for t in targets if t in names}
-            for name in names}
+    """Object -> the objects of the set it references (its parents), or whose inserts make them."""
+    edges: dict[str, set[str]] = {}
+    for name in names:
+        parents = set()
+        for targets, _ in models[name].references.values():
+            for target in targets:
+                if target in names:
+                    parents.add(target)
+                maker = MADE_BY.get(target)
+                if maker in names and maker != name:
+                    parents.add(maker)
+        edges[name] = parents
+    return edges
 
 
 def _components(graph: dict[str, set[str]]) -> list[list[str]]:

@@ -33,7 +33,7 @@ from replicator.result import JobResult
 from replicator.salesforce.catalog import FILTERED_OBJECTS
 from replicator.salesforce.client import OrgClient
 from replicator.sinks.salesforce.model import CHANGED, BodyReader, IdMap, LoadPlan, ObjectStep, Reference
-from replicator.sinks.salesforce.price import price
+from replicator.sinks.salesforce.price import DOCUMENT_OBJECT, price
 from replicator.sinks.salesforce.values import BODY_FIELDS
 
 BATCH_ROWS = 1000
@@ -112,6 +112,7 @@ class Planner:
         self.mapped: dict[str, str] = {}
         self._found: dict[str, dict[str, Found]] = defaultdict(dict)
         self._asked: dict[str, set[str]] = defaultdict(set)
+        self.made: set[str] = set()  # documents the restored versions bring (MADE_BY in order.py)
 
     # --- the target org ---------------------------------------------------------------------
 
@@ -164,7 +165,7 @@ class Planner:
                 continue
             for value in set(table.column(name).to_pylist()) - {None}:
                 owner = self.describer.object_of(value)
-                if owner is not None and not self.selection.contains(value):
+                if owner is not None and not self.selection.contains(value) and value not in self.made:
                     out[owner].add(value)
         return out
 
@@ -198,6 +199,10 @@ class Planner:
                 models[obj] = model
         self._map({i for ids in self.selection.ids.values() for i in ids})
         states = {obj: self._states(obj) for obj in models}
+        versions = self.selection.tables.get(DOCUMENT_OBJECT)
+        if DOCUMENT_OBJECT in states and "ContentDocumentId" in versions.schema.names:
+            new = versions.filter(_mask(versions, set(states[DOCUMENT_OBJECT]["insert"])))
+            self.made = {d for d in new.column("ContentDocumentId").to_pylist() if d}
         undeleted = {i for s in states.values() for i in s["undelete"]}
         inserted = {i for s in states.values() for i in s["insert"]}
         order = load_order(models, set(models))

@@ -8,6 +8,7 @@ for the load (the planning reads are reported apart).
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -218,3 +219,40 @@ def test_records_that_are_each_others_parent_are_restored_through_a_second_pass(
            if r["action"] == "insert"}
     assert sf.Account.get(new[first])["ParentId"] == new[second]
     assert sf.Account.get(new[second])["ParentId"] == new[first]
+
+
+FILE_OBJECTS = [*OBJECTS, "ContentDocument", "ContentVersion", "ContentDocumentLink"]
+
+
+def test_files_come_back_with_their_record_linked_to_its_new_id(org, tmp_config) -> None:
+    """The Account is purged: its attachment comes back with its body from the blob store, and the
+    link to its file (the document lives on in the owner's library) points at the new Account."""
+    sf = org.sf()
+    note = b"call notes"
+    account = sf.Account.create({"Name": "Files Inc"})["id"]
+    attachment = sf.Attachment.create({"ParentId": account, "Name": "notes.txt",
+                                       "Body": base64.b64encode(note).decode()})["id"]
+    version = sf.ContentVersion.create({"Title": "Contract", "PathOnClient": "contract.pdf",
+                                        "VersionData": base64.b64encode(b"%PDF-1.4 contract").decode()})["id"]
+    document = sf.ContentVersion.get(version)["ContentDocumentId"]
+    link = sf.ContentDocumentLink.create({"ContentDocumentId": document, "LinkedEntityId": account,
+                                          "ShareType": "V"})["id"]
+    path = tmp_config(config_text(org, selection=f"include = {json.dumps(FILE_OBJECTS)}"))
+    backup(path)
+    config = load_config(path)
+    sf.Account.delete(account)
+    org.control("POST", "recyclebin/empty", {})
+    plan = plan_restore(config, RestoreRequest(object="Account", ids=(account,), with_related="children"))
+    assert [(f["object"], f["id"], f["size"]) for f in plan.files] == [("Attachment", attachment, len(note))]
+    assert plan.objects["ContentDocumentLink"]["insert"] == 1 and plan.objects["ContentVersion"]["skip"] == 1
+    assert plan.order.index("ContentVersion") < plan.order.index("ContentDocumentLink")
+    result = restore(org, config, object="Account", ids=(account,), with_related="children")
+    assert not result.failures, result.failures
+    new = {r["source_id"]: r["target_id"] for r in _ledger(config, result.restore_id)
+           if r["action"] == "insert"}
+    url = f"{sf.base_url}sobjects/Attachment/{new[attachment]}/Body"
+    body = sf.session.get(url, headers=sf.headers).content
+    assert body == note and sf.Attachment.get(new[attachment])["ParentId"] == new[account]
+    links = sf.query("SELECT Id, LinkedEntityId FROM ContentDocumentLink WHERE "
+                     f"ContentDocumentId = '{document}'")
+    assert {r["LinkedEntityId"] for r in links["records"]} >= {new[account]} and new[link] != link
