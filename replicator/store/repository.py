@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from replicator.errors import NotFound
+from replicator.store.audit_log import AuditLog
 from replicator.store.blobs import BlobStore
 from replicator.store.layout import Layout
 from replicator.store.lock import WriterLock
@@ -76,6 +77,10 @@ class Repository:
         """The blob store without its key: enough to ask which blobs exist, never to read one (and it
         never creates a key file, so a read-only check leaves the folder as it was)."""
         return BlobStore(self.layout.blobs, None)
+
+    def audit_log(self) -> AuditLog:
+        """The folder's audit log (a file beside the store, whatever the store is: see store.audit_log)."""
+        return AuditLog(self.layout.audit)
 
     def job_state(self, job: str) -> Path:
         """Where a job keeps its plan and watermarks between runs (the folder is created)."""
