@@ -23,6 +23,7 @@ from replicator.cli.export import diff_cmd, export_cmd, exports_cmd
 from replicator.cli.output import CONTEXT_SETTINGS, JSON_KEY, fail
 from replicator.cli.query import history, sql
 from replicator.cli.runs import runs
+from replicator.cli.store import store
 from replicator.config import CONFIG_ENV, DEFAULT_CONFIG
 from replicator.errors import ReplicatorError
 
@@ -72,6 +73,7 @@ for command in (config, catalog, backup, runs, sql, history, demo, check_cmd, ex
                 exports_cmd):
     cli.add_command(command)
 cli.add_command(audit)
+cli.add_command(store)
 
 
 def main() -> None:

@@ -13,7 +13,9 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+from replicator.config import Secret, StorageSettings
 from replicator.errors import NotFound
+from replicator.store import encryption
 from replicator.store.audit_log import AuditLog
 from replicator.store.blobs import BlobStore
 from replicator.store.layout import Layout
@@ -30,8 +32,15 @@ class NoBackups(NotFound):
 class Repository:
     """One storage folder: its history store, blobs, job states and run folders."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, key: Secret | None = None) -> None:
+        """`key`: the snapshot store's encryption key (store.encryption), None for a plain store."""
         self.layout = Layout(Path(root))
+        self.key = key
+
+    @classmethod
+    def for_storage(cls, storage: StorageSettings) -> Repository:
+        """The configured storage folder, with its store's key when one is configured."""
+        return cls(storage.path, storage.store_key())
 
     def has_backups(self) -> bool:
         """True once a backup created the store (even if no run has committed yet)."""
@@ -45,13 +54,13 @@ class Repository:
     def open_read(self) -> SnapshotStore:
         """The store, read-only (readers never take the writer lock); NoBackups before the first backup."""
         self._require_backups()
-        return SnapshotStore(self.layout.database, read_only=True)
+        return SnapshotStore(self.layout.database, read_only=True, key=self.key)
 
     def open_query(self) -> SnapshotStore:
         """The store for analysts' SQL: read-only, with files, extensions and settings out of reach,
         so a query can read the store's tables and nothing else on the machine."""
         self._require_backups()
-        return SnapshotStore(self.layout.database, read_only=True, sealed=True)
+        return SnapshotStore(self.layout.database, read_only=True, sealed=True, key=self.key)
 
     def open_write(self, what: str, job: str | None = None, *, create: bool = False) -> SnapshotStore:
         """The store for writing, holding the writer lock until it is closed.
@@ -64,10 +73,25 @@ class Repository:
             self._require_backups()
         lock = WriterLock.acquire(self.layout, what, job)
         try:
-            return SnapshotStore(self.layout.database, lock=lock)
+            return SnapshotStore(self.layout.database, lock=lock, key=self.key)
         except BaseException:
             lock.release()
             raise
+
+    def is_encrypted(self) -> bool:
+        """Whether the store is encrypted (NoBackups before the first backup)."""
+        self._require_backups()
+        return encryption.is_encrypted(self.layout.database)
+
+    def rekey(self, new_key: Secret | None) -> None:
+        """Rewrite the store under `new_key` (None: plain) atomically, holding the writer lock
+        (store.encryption.rekey); the repository's key must open the store as it is now."""
+        self._require_backups()
+        lock = WriterLock.acquire(self.layout, "store re-encryption")
+        try:
+            encryption.rekey(self.layout.database, self.key, new_key)
+        finally:
+            lock.release()
 
     def blobs(self, key_env: str | None = None, environ: Mapping[str, str] | None = None) -> BlobStore:
         """The encrypted file bodies, keyed as configured (see store.blobs.load_key)."""
