@@ -72,6 +72,7 @@ def _audited(callback: Callable[..., Any]) -> Callable[..., Any]:
                 outcome["seconds"] = round(time.monotonic() - clock, 3)
                 _record(ctx, outcome, started)
 
+    setattr(run, MARK, True)
     return run
 
 

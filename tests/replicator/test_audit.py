@@ -173,3 +173,28 @@ def test_secrets_and_personal_values_are_masked() -> None:
         "secret_obj"}
     assert out["objects"] == "Contact" and out["key_env"] == "STORE_KEY"
     assert masked("runs", {"name": "daily"}) == {"name": "daily"}
+
+
+def test_every_command_but_the_audit_commands_is_audited() -> None:
+    """Commands added by anyone are wrapped when the root hands them out (cli.Root.get_command)."""
+    import click
+
+    from replicator.cli.audit import MARK
+
+    def leaves(group: click.Group, ctx: click.Context, prefix: str = "") -> list[tuple[str, click.Command]]:
+        found = []
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            assert command is not None
+            found.append((prefix + name, command))
+            if isinstance(command, click.Group):
+                found += leaves(command, ctx, prefix + name + " ")
+        return found
+
+    with click.Context(cli) as ctx:
+        commands = [(path, c) for path, c in leaves(cli, ctx) if not path.startswith("emulator")]
+    assert len(commands) > 15
+    for path, command in commands:
+        assert getattr(command, MARK, False), path
+        audited = getattr(command.callback, MARK, False)
+        assert audited == (not path.startswith("audit")), path

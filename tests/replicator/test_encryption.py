@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import pytest
 from click.testing import CliRunner
+from test_backup_cli import assert_sql_reaches_only_the_store
 from test_backup_e2e import SECRET_ENV, config_text
 
 from replicator.cli import cli
@@ -102,6 +103,7 @@ def test_a_keyed_backup_leaves_no_plain_value_and_still_answers(env: Any, tmp_co
     assert history.exit_code == 0 and json.loads(history.output)
     checked = invoke(config, "check", "--json")
     assert checked.exit_code == 0 and json.loads(checked.output)["problems"] == []
+    assert_sql_reaches_only_the_store(config)  # the key opens the store, and nothing else
 
 
 def test_no_key_or_a_wrong_key_refuses_and_changes_nothing(env: Any, plain_store: Path,
