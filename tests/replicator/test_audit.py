@@ -41,11 +41,11 @@ def test_commands_are_recorded_in_the_seed_shape_without_secrets(cli_job: Path, 
     assert invoke(cli_job, "runs", "--json").exit_code == 0
     assert invoke(cli_job, "sql", 'SELECT count(*) AS n FROM "Account"').exit_code == 0
     assert invoke(cli_job, "config", "show").exit_code == 0
-    before = log.read_bytes()
+    before = log.read_bytes(), log.with_suffix(".head").read_bytes()
     assert invoke(cli_job, "runs", "show", "99").exit_code == 1  # unknown run: refused, not recorded
     usage = CliRunner().invoke(cli, ["--config", str(cli_job), "backup", "run", "--objects", ","])
     assert usage.exit_code == 2
-    assert log.read_bytes() == before
+    assert (log.read_bytes(), log.with_suffix(".head").read_bytes()) == before
 
     events = json.loads(invoke(cli_job, "audit", "--json").output)
     assert [e["key"] for e in events] == ["backup.run", "runs", "sql", "config.show"]
@@ -65,7 +65,7 @@ def test_commands_are_recorded_in_the_seed_shape_without_secrets(cli_job: Path, 
     verified = invoke(cli_job, "audit", "verify", "--json")
     assert verified.exit_code == 0 and json.loads(verified.output)["ok"] is True
     assert json.loads(verified.output)["events"] == 4
-    assert log.read_bytes() == before  # reading and verifying the log leave it as it was
+    assert (log.read_bytes(), log.with_suffix(".head").read_bytes()) == before  # reading leaves both
 
 
 def lines(log: Path) -> list[dict[str, Any]]:
@@ -121,6 +121,19 @@ def test_a_removed_event_is_named(five_events: Path) -> None:
     assert event_id == 3 and "removed" in problem and "event 4 follows event 2" in problem
     write(log, events[1:])
     assert broken_at(five_events)[0] == 1
+
+
+def test_events_cut_off_the_end_are_named(five_events: Path) -> None:
+    log = five_events.parent / "store" / "audit.jsonl"
+    events = lines(log)
+    write(log, events[:4])
+    assert broken_at(five_events) == (5, "event 5 removed from the end (the head records event 5, the "
+                                         "log ends at 4)")
+    write(log, events[:2])
+    assert broken_at(five_events)[1].startswith("events 3 to 5 removed from the end")
+    write(log, events)
+    (five_events.parent / "store" / "audit.head").unlink()
+    assert broken_at(five_events) == (6, "audit.head is missing: events after 5 may have been removed")
 
 
 def test_reordered_events_are_named(five_events: Path) -> None:

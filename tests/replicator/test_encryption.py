@@ -75,7 +75,7 @@ def found(folder: Path, wanted: list[str]) -> list[str]:
 
 def files_of(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")
-            if p.is_file() and p.name not in ("audit.jsonl", "backup.lock")}
+            if p.is_file() and p.name not in ("audit.jsonl", "audit.head", "backup.lock")}
 
 
 def one_line_error(result: Any, words: str) -> None:
