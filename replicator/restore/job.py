@@ -177,6 +177,8 @@ def build(store: SnapshotStore, config: Config, request: RestoreRequest,
         if related != "none":
             add_children(planner.snapshot, planner.describer, planner.selection, {request.object: seeds})
     planner.pull_parents(every=related == "all")
+    if target != store.ledger.run(run_id)["org"]:
+        planner.map_owners()
     return planner.plan(run_id), client
 
 

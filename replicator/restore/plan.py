@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from replicator.restore.model import Describer, ObjectModel
 from replicator.restore.order import load_order
+from replicator.restore.owners import USER_OBJECTS, owners
 from replicator.restore.selection import Selection, Snapshot
 from replicator.restore.target import Found, find, same, stamp
 from replicator.result import JobResult
@@ -113,6 +114,8 @@ class Planner:
         self._found: dict[str, dict[str, Found]] = defaultdict(dict)
         self._asked: dict[str, set[str]] = defaultdict(set)
         self.made: set[str] = set()  # documents the restored versions bring (MADE_BY in order.py)
+        # In another org than the run's: owners by username (owners.py), for this load only.
+        self.substitutes: dict[str, str | None] = {}
 
     # --- the target org ---------------------------------------------------------------------
 
@@ -165,7 +168,8 @@ class Planner:
                 continue
             for value in set(table.column(name).to_pylist()) - {None}:
                 owner = self.describer.object_of(value)
-                if owner is not None and not self.selection.contains(value) and value not in self.made:
+                if owner is not None and not self.selection.contains(value) and value not in self.made \
+                        and value not in self.substitutes:
                     out[owner].add(value)
         return out
 
@@ -187,6 +191,17 @@ class Planner:
                         queue.append((parent, new))
 
     # --- the plan ---------------------------------------------------------------------------
+
+    def map_owners(self) -> None:
+        """Into another org: users referenced by the selection matched by username or email there."""
+        users = set()
+        for obj, table in self.selection.tables.items():
+            model = self.model(obj)
+            for name, (targets, _) in (model.references.items() if model else ()):
+                if set(targets) & USER_OBJECTS and name in table.column_names:
+                    users.update(v for v in table.column(name).to_pylist() if v)
+        self.substitutes, notes = owners(self.snapshot, self.client, users)
+        self.notes += notes
 
     def plan(self, run_id: int) -> RestorePlan:
         """Classify every selected record, order the objects and price the load."""
@@ -238,7 +253,8 @@ class Planner:
             remapped=remapped, conflicts=conflicts, files=files, notes=list(self.notes),
             api_calls=pricing.calls, api_calls_by_object=pricing.per_object,
             records={obj: sorted(ids) for obj, ids in self.selection.ids.items()},
-            with_parent={k: v for k, v in with_parent.items() if v}, _load=load)
+            with_parent={k: v for k, v in with_parent.items() if v}, _load=load,
+            _substitutes=self.substitutes)
 
     def _states(self, obj: str) -> dict[str, Any]:
         """Source Ids of `obj` per fate: insert, undelete, update (with changed fields), skip."""
@@ -280,20 +296,29 @@ class Planner:
 
     def _with_parent(self, obj: str, model: ObjectModel, undelete: list[str],
                      undeleted: set[str]) -> set[str]:
-        """Records in the bin whose cascade-deleting parent is undeleted too: they come back with it."""
-        cascade = set()
+        """Records in the bin that a cascade put there with a parent undeleted too: they come back
+        with it. Salesforce stamps a cascade's children with their parent's deletion time; a child
+        deleted on its own (at another moment) is undeleted on its own."""
+        cascade: dict[str, tuple[str, ...]] = {}
         for name, (targets, _) in model.references.items():
             for parent in targets:
                 parent_model = self.describer.model(parent) if parent in self.selection.tables else None
                 if parent_model and (obj, name, True) in parent_model.children:
-                    cascade.add(name)
+                    cascade[name] = targets
         if not cascade or not undelete:
             return set()
         table = self.selection.tables[obj].filter(_mask(self.selection.tables[obj], set(undelete)))
         back = set()
         for row in table.select(["Id", *sorted(c for c in cascade if c in table.column_names)]).to_pylist():
-            if any(row.get(c) in undeleted for c in cascade):
-                back.add(row["Id"])
+            mine = self._found[obj].get(self.tid(row["Id"]))
+            for name, targets in cascade.items():
+                parent = row.get(name)
+                if parent not in undeleted or mine is None:
+                    continue
+                theirs = next((self._found[t][self.tid(parent)] for t in targets
+                               if self.tid(parent) in self._found.get(t, {})), None)
+                if theirs is not None and stamp(theirs.modstamp) == stamp(mine.modstamp):
+                    back.add(row["Id"])
         return back
 
     def _inserts(self, obj: str, model: ObjectModel, table: pa.Table, ids: list[str],

@@ -19,6 +19,7 @@ from test_backup_e2e import backup, config_text
 from test_restore import OBJECTS, org  # noqa: F401  (fixture)
 
 from replicator.config import load_config
+from replicator.restore.job import RestoreRequest, plan_restore, run_restore
 from replicator.restore.replicate import ReplicateRequest, replicate
 from replicator.store.repository import Repository
 from sfemu.launch import start_emulator, stop, wait_ready
@@ -82,6 +83,33 @@ def switch_validation_rules(sf: Any, active: bool) -> None:
                           data={"Metadata": {**meta, "active": active}})
 
 
+def test_a_restore_into_another_org_maps_owners_and_remaps_children(
+        org, config, sandbox) -> None:  # noqa: F811
+    sf, target = org.sf(), sandbox_sf(sandbox)
+    candidates = sf.query("SELECT Id, Name, OwnerId FROM Account WHERE Id IN "
+                          "(SELECT AccountId FROM Contact) ORDER BY Id DESC LIMIT 20")["records"]
+    taken = {r["Id"] for r in target.query_all("SELECT Id FROM Account")["records"]}
+    account = next(r for r in candidates if r["Id"] not in taken)  # a sandbox keeps production's Ids
+    request = RestoreRequest(object="Account", ids=(account["Id"],), with_related="children",
+                             to_org="sandbox")
+    plan = plan_restore(config, request)
+    assert plan.target == "sandbox" and plan.objects["Account"]["insert"] == 1
+    switch_validation_rules(target, False)
+    try:
+        result = run_restore(config, request)
+    finally:
+        switch_validation_rules(target, True)
+    assert result.api_calls == result.predicted_calls and not result.failures, result.failures[:3]
+    with Repository(config.storage.path).open_read() as store:
+        new = dict(store.db.execute("SELECT source_id, target_id FROM main.id_map WHERE target = 'sandbox'")
+                   .fetchall())
+    copy = target.Account.get(new[account["Id"]])
+    users = {r["Id"] for r in target.query_all("SELECT Id FROM User")["records"]}
+    assert copy["Name"] == account["Name"] and copy["OwnerId"] in users
+    kids = target.query_all(f"SELECT Id FROM Contact WHERE AccountId = '{copy['Id']}'")["totalSize"]
+    assert kids == plan.objects["Contact"]["insert"] > 0
+
+
 def test_a_snapshot_is_replicated_into_a_sandbox_and_equals_the_backup(config, sandbox) -> None:
     sf = sandbox_sf(sandbox)
     plan = replicate(config, ReplicateRequest(to_org="sandbox", objects=COPIED, plan_only=True))
@@ -127,3 +155,4 @@ def test_a_snapshot_is_replicated_into_a_sandbox_and_equals_the_backup(config, s
     again = replicate(config, ReplicateRequest(to_org="sandbox", objects=COPIED))  # only what is missing
     assert again.counts == {"Account": {"failed": len(failed)}} if failed else not again.counts
     assert again.api_calls == (1 if failed else 0)
+

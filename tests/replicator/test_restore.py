@@ -68,6 +68,14 @@ def ids(sf: Any, soql: str) -> list[str]:
     return [r["Id"] for r in sf.query_all(soql)["records"]]
 
 
+def remove(sf: Any, account: str, kids: dict[str, list[str]]) -> None:
+    """Delete an Account's Cases, Opportunities (line items go with them) and Contacts, then it."""
+    for obj in ("Case", "Opportunity", "Contact"):
+        for i in kids[obj]:
+            getattr(sf, obj).delete(i)
+    sf.Account.delete(account)
+
+
 def family(sf: Any) -> tuple[str, dict[str, list[str]]]:
     """An Account with Contacts, Opportunities (with line items) and Cases, and their Ids."""
     return families(sf)[0]
@@ -98,9 +106,11 @@ def test_a_deleted_account_comes_back_from_the_bin_with_its_ids(org, config) -> 
     sf = org.sf()
     account, kids = family(sf)
     before = sf.Account.get(account)
-    sf.Account.delete(account)
+    remove(sf, account, kids)
     plan = plan_restore(config, RestoreRequest(object="Account", ids=(account,), with_related="children"))
     assert plan.objects["Account"]["undelete"] == 1
+    assert plan.objects["Opportunity"]["undelete"] == len(kids["Opportunity"]), plan.objects
+    assert plan.objects["OpportunityLineItem"]["with_parent"] == len(kids["OpportunityLineItem"])
     assert plan.records["Contact"] and set(kids["Contact"]) <= set(plan.records["Contact"])
     result = restore(org, config, object="Account", ids=(account,), with_related="children")
     assert result.counts["Account"]["undeleted"] == 1 and not result.failures
@@ -115,11 +125,7 @@ def test_a_purged_account_is_inserted_with_new_ids_and_children_remapped(org, co
     account, kids = family(sf)
     before = sf.Account.get(account)
     contact_before = sf.Contact.get(kids["Contact"][0])
-    sf.Account.delete(account)
-    for obj in ("Contact", "Case", "Opportunity"):
-        for i in kids[obj]:
-            sf.__getattr__(obj).delete(i)
-    org.control("POST", "recyclebin/empty", {})
+    purge(org, sf, account, kids)
     plan = plan_restore(config, RestoreRequest(object="Account", ids=(account,), with_related="children"))
     assert plan.objects["Account"]["insert"] == 1
     assert {"object": "Contact", "field": "AccountId", "records": len(kids["Contact"])} in plan.remapped
@@ -148,10 +154,7 @@ def _ledger(config: Any, restore_id: int) -> list[dict[str, Any]]:
 
 def purge(org: Any, sf: Any, account: str, kids: dict[str, list[str]]) -> None:
     """Delete an Account and its children and empty the recycle bin: only the backup has them."""
-    sf.Account.delete(account)
-    for obj in ("Contact", "Case", "Opportunity"):
-        for i in kids[obj]:
-            getattr(sf, obj).delete(i)
+    remove(sf, account, kids)
     org.control("POST", "recyclebin/empty", {})
 
 
