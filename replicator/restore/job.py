@@ -178,7 +178,7 @@ def build(store: SnapshotStore, config: Config, request: RestoreRequest,
             add_children(planner.snapshot, planner.describer, planner.selection, {request.object: seeds})
     planner.pull_parents(every=related == "all")
     if target != store.ledger.run(run_id)["org"]:
-        planner.map_owners()
+        planner.map_other_org()
     return planner.plan(run_id), client
 
 

@@ -1,4 +1,5 @@
-"""Ids that mean something else in another org: owners mapped by username, dangling references emptied.
+"""Ids that mean something else in another org: owners by username, record types by developer name,
+dangling references emptied.
 
 Why not through the persisted id map: a user is the same person in both orgs, not a copy made by a
 load, and a reference emptied because the target lacks its record must not be remembered as a
@@ -16,6 +17,7 @@ from replicator.salesforce.client import OrgClient
 from replicator.sinks.salesforce.model import IdMap
 
 USER_OBJECTS = frozenset({"User", "Group"})
+RECORD_TYPE = "RecordType"
 
 
 class Overlay:
@@ -69,3 +71,39 @@ def owners(snapshot: Snapshot, client: OrgClient,
         notes.append(f"{len(unmatched)} owner(s) without a user of the same username or email in the target "
                      f"fall back to the running user {me}: {', '.join(unmatched[:10])}")
     return mapped, notes
+
+
+def record_types(snapshot: Snapshot, client: OrgClient,
+                 type_ids: Iterable[str]) -> tuple[dict[str, str | None], list[str]]:
+    """Source record type Id -> the target's of the same object and DeveloperName; unmatched ones are
+    emptied (the target's default record type applies) and listed in the returned notes."""
+    wanted = sorted(set(type_ids))
+    if not wanted:
+        return {}, []
+    known = snapshot.rows(RECORD_TYPE, "Id", wanted).to_pylist() if RECORD_TYPE in snapshot.objects else []
+    target = {(r.get("SobjectType"), r.get("DeveloperName")): r["Id"] for page in client.query_pages(
+        "SELECT Id, SobjectType, DeveloperName FROM RecordType") for r in page}
+    mapped: dict[str, str | None] = {r["Id"]: target.get((r.get("SobjectType"), r.get("DeveloperName")))
+                                     for r in known}
+    unmatched = [t for t in wanted if not mapped.get(t)]
+    mapped.update(dict.fromkeys(unmatched))
+    if not unmatched:
+        return mapped, []
+    return mapped, [f"{len(unmatched)} record type(s) without one of the same developer name in the target "
+                    f"are left empty (the default record type applies): {', '.join(unmatched[:10])}"]
+
+
+def other_org(snapshot: Snapshot, client: OrgClient,
+              values: dict[str, set[str]]) -> tuple[dict[str, str | None], list[str]]:
+    """The pairs a load into another org needs, from the values of reference fields grouped by what
+    they reference ("User" for owners and other user lookups, "RecordType")."""
+    users, user_notes = owners(snapshot, client, values.get("User", set()))
+    types, type_notes = record_types(snapshot, client, values.get(RECORD_TYPE, set()))
+    return {**users, **types}, user_notes + type_notes
+
+
+def kind_of(targets: Sequence[str]) -> str | None:
+    """Which `other_org` group a reference field's values belong to, if any."""
+    if set(targets) & USER_OBJECTS:
+        return "User"
+    return RECORD_TYPE if RECORD_TYPE in targets else None

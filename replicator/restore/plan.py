@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from replicator.restore.model import Describer, ObjectModel
 from replicator.restore.order import load_order
-from replicator.restore.owners import USER_OBJECTS, owners
+from replicator.restore.owners import kind_of, other_org
 from replicator.restore.selection import Selection, Snapshot
 from replicator.restore.target import Found, find, same, stamp
 from replicator.result import JobResult
@@ -192,15 +192,16 @@ class Planner:
 
     # --- the plan ---------------------------------------------------------------------------
 
-    def map_owners(self) -> None:
-        """Into another org: users referenced by the selection matched by username or email there."""
-        users = set()
+    def map_other_org(self) -> None:
+        """Into another org: owners matched by username or email, record types by developer name."""
+        values: dict[str, set[str]] = defaultdict(set)
         for obj, table in self.selection.tables.items():
             model = self.model(obj)
             for name, (targets, _) in (model.references.items() if model else ()):
-                if set(targets) & USER_OBJECTS and name in table.column_names:
-                    users.update(v for v in table.column(name).to_pylist() if v)
-        self.substitutes, notes = owners(self.snapshot, self.client, users)
+                kind = kind_of(targets)
+                if kind and name in table.column_names:
+                    values[kind].update(v for v in table.column(name).to_pylist() if v)
+        self.substitutes, notes = other_org(self.snapshot, self.client, values)
         self.notes += notes
 
     def plan(self, run_id: int) -> RestorePlan:

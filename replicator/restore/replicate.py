@@ -23,7 +23,7 @@ from replicator.progress import Progress, Silent
 from replicator.restore.job import RestoreResult, calls_spent, execute, org_client, resolve_as_of
 from replicator.restore.model import Describer, ObjectModel
 from replicator.restore.order import load_order
-from replicator.restore.owners import USER_OBJECTS, owners
+from replicator.restore.owners import kind_of, other_org
 from replicator.restore.plan import RestorePlan
 from replicator.restore.selection import Snapshot
 from replicator.restore.target import find
@@ -127,17 +127,16 @@ def plan_replicate(store: SnapshotStore, client: OrgClient, run_id: int, names: 
             models[name] = model
     order = load_order(models, set(models))
     sources = {n: _Source(store, snapshot, n, target) for n in models}
-    users: set[str] = set()
-    foreign: set[str] = set()
+    values: dict[str, set[str]] = {}
     for name, model in models.items():
         columns = snapshot.columns(name)
         for field_name, (targets, _) in model.references.items():
             if field_name not in columns or any(t in models for t in targets):
                 continue
-            values = set(sources[name].distinct(field_name))
-            (users if set(targets) & USER_OBJECTS else foreign).update(values)
-    substitutes, owner_notes = owners(snapshot, client, users)
-    notes += owner_notes
+            values.setdefault(kind_of(targets) or "", set()).update(sources[name].distinct(field_name))
+    foreign = values.pop("", set())
+    substitutes, other_notes = other_org(snapshot, client, values)
+    notes += other_notes
     emptied = _outside(client, describer, foreign)
     if emptied:
         notes.append(f"{len(emptied)} referenced record(s) of objects not replicated are not in the target: "

@@ -53,7 +53,7 @@ def sandbox_sf(info: dict[str, Any]) -> Any:
 def config(org, sandbox, tmp_config: Callable[..., Path], monkeypatch) -> Any:  # noqa: F811
     monkeypatch.setenv(SANDBOX_PASSWORD, sandbox["password"])
     monkeypatch.setenv(SANDBOX_SECRET, sandbox["client_secret"])
-    text = config_text(org, selection=f"include = {json.dumps(OBJECTS)}") + f"""
+    text = config_text(org, selection=f"include = {json.dumps([*OBJECTS, 'RecordType'])}") + f"""
     [orgs.sandbox]
     login_url = "{sandbox['base_url']}"
     auth = "password"
@@ -86,8 +86,9 @@ def switch_validation_rules(sf: Any, active: bool) -> None:
 def test_a_restore_into_another_org_maps_owners_and_remaps_children(
         org, config, sandbox) -> None:  # noqa: F811
     sf, target = org.sf(), sandbox_sf(sandbox)
-    candidates = sf.query("SELECT Id, Name, OwnerId FROM Account WHERE Id IN "
-                          "(SELECT AccountId FROM Contact) ORDER BY Id DESC LIMIT 20")["records"]
+    candidates = sf.query("SELECT Id, Name, OwnerId, RecordType.DeveloperName FROM Account WHERE Id IN "
+                          "(SELECT AccountId FROM Contact) AND RecordTypeId != null ORDER BY Id DESC LIMIT 20"
+                          )["records"]
     taken = {r["Id"] for r in target.query_all("SELECT Id FROM Account")["records"]}
     account = next(r for r in candidates if r["Id"] not in taken)  # a sandbox keeps production's Ids
     request = RestoreRequest(object="Account", ids=(account["Id"],), with_related="children",
@@ -106,6 +107,8 @@ def test_a_restore_into_another_org_maps_owners_and_remaps_children(
     copy = target.Account.get(new[account["Id"]])
     users = {r["Id"] for r in target.query_all("SELECT Id FROM User")["records"]}
     assert copy["Name"] == account["Name"] and copy["OwnerId"] in users
+    assert copy["RecordTypeId"] and target.RecordType.get(copy["RecordTypeId"])["DeveloperName"] == \
+        account["RecordType"]["DeveloperName"]  # record types by developer name
     kids = target.query_all(f"SELECT Id FROM Contact WHERE AccountId = '{copy['Id']}'")["totalSize"]
     assert kids == plan.objects["Contact"]["insert"] > 0
 
