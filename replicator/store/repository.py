@@ -17,6 +17,7 @@ from replicator.errors import NotFound
 from replicator.store.blobs import BlobStore
 from replicator.store.layout import Layout
 from replicator.store.lock import WriterLock
+from replicator.store.rewrite import remove_leftovers
 from replicator.store.snapshot import SnapshotStore
 
 __all__ = ["NoBackups", "Repository"]
@@ -63,6 +64,7 @@ class Repository:
             self._require_backups()
         lock = WriterLock.acquire(self.layout, what, job)
         try:
+            remove_leftovers(self.layout.database)
             return SnapshotStore(self.layout.database, lock=lock)
         except BaseException:
             lock.release()
