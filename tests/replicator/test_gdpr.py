@@ -309,3 +309,21 @@ def test_a_forget_killed_mid_way_leaves_the_store_wholly_before_or_after(history
     else:
         assert left == versions and all(r["type"] != "forget" or r["id"] == 1 for r in requests)
         assert len(requests) == 2  # the forget and the rectify of the earlier tests only
+
+
+def test_forget_with_related_takes_every_record_whose_lookup_names_it(history: History) -> None:
+    account = read(history, 'SELECT "AccountId" AS a, count(*) AS n FROM "Contact" '
+                            'WHERE "AccountId" IS NOT NULL GROUP BY 1 ORDER BY n DESC, a LIMIT 1')[0]["a"]
+    pointing = {obj: {r["Id"] for r in read(history, f'SELECT DISTINCT "Id" FROM hist."{obj}" '
+                                                     f"WHERE \"AccountId\" = '{account}'")}
+                for obj in ("Contact", "Case")}
+    assert pointing["Contact"]
+    result = cli_run(history, "gdpr", "forget", "--object", "Account", "--id", account, "--with-related",
+                     "--json")
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.output)["records"]
+    assert records["Contact"] == len(pointing["Contact"]) and records.get("Case", 0) == len(pointing["Case"])
+    for obj, ids in pointing.items():
+        assert not set(csv_ids(history.exports["csv"] / f"{obj}.csv")) & ids
+        assert all(count(history, f'hist."{obj}"', rid) == 0 for rid in ids)
+    assert count(history, 'hist."Account"', account) == 0
