@@ -300,7 +300,7 @@ class _Run:
         except BudgetExceeded as exc:
             return self._finish("partial", f"{SKIPPED_API_CAP} before any object was backed up: {exc}")
         except (OrgError, BackupError) as exc:
-            return self._finish("failed", str(exc))
+            return self._finish("failed", _stopped_by(exc))
         except Exception as exc:
             problem = storage_problem(exc, self.repository.layout.root)
             if problem is None:
@@ -414,6 +414,7 @@ class _Run:
             ok_plans = [p for p in ok_plans if _status_of(sections, p.name) == "ok"]
         pause("files")
         self._reconcile([p for p in ok_plans if p.name in whole], staging)
+        pause("reconciled")
         reread = self._cleared_lookups(selected, ok_plans, sections, staging)
         whole_or_reread = whole | reread
         cap_hit = self._count(selected, sections, unchanged) or cap_hit
@@ -594,6 +595,16 @@ class _Run:
         self.state.watermarks = next_watermarks(self.state.watermarks, found, ok)
         self.state.org_counts.update({s.object: s.org_count for s in sections if s.org_count is not None})
         self.state.save(self.state_path)
+
+
+def _stopped_by(exc: OrgError | BackupError) -> str:
+    """The message of a run Salesforce stopped: what the org answered, not only its text (a bare
+    "Service temporarily unavailable" does not say the org, not the store, failed)."""
+    status = getattr(exc, "status", None)
+    if status is None:
+        return str(exc)
+    code = getattr(exc, "code", None)
+    return f"the org answered HTTP {status}{f' {code}' if code else ''}: {exc}"
 
 
 def _status_of(sections: list[Any], name: str) -> str | None:
