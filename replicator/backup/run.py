@@ -312,19 +312,24 @@ class _Run:
                 shutil.rmtree(self.run_dir, ignore_errors=True)  # staging holds raw rows
 
     def _recover(self) -> None:
-        """Run folders of killed runs (the store marks their rows 'aborted') hold raw rows: remove them."""
+        """Run folders of killed runs (the store marks their rows 'aborted') hold raw rows: remove them.
+        Then hold the ballast a run frees to record its failure on a full disk."""
         self.repository.remove_run_folders()
+        self.repository.reserve_room()
 
     def _storage_failed(self, problem: StorageProblem) -> RunResult:
         """The storage refused a write before the run committed: nothing of the run is in the store.
 
-        The staging folder goes first (on a full disk that frees the room the status row needs),
-        then the run is recorded 'failed' through a fresh connection (DuckDB may have invalidated
-        the one whose write failed). When even that write is refused (a read-only folder), the
-        result still says 'failed' and the next run marks the row 'aborted'.
+        The staging folder and the ballast (Repository.reserve_room) go first: on a full disk they
+        free the room the status row needs. Then the run is recorded 'failed' through a fresh
+        connection (DuckDB may have invalidated the one whose write failed). When even that write
+        is refused (a read-only folder), the result still says 'failed' and the next run marks
+        the row 'aborted'.
         """
         if self.run_dir is not None:
             shutil.rmtree(self.run_dir, ignore_errors=True)
+        with suppress(OSError):  # read-only: nothing to give back
+            self.repository.release_room()
         message = f"{problem.message}; nothing of this run was committed"
         log.warning("run %s: %s", self.run_id, message)
         try:

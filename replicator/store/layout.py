@@ -20,6 +20,7 @@ BLOBS = "blobs"
 BLOB_KEY = "blob.key"
 JOBS = "jobs"
 RUNS = "runs"
+ROOM = "reserved.space"  # ballast a run gives back when the disk fills, to record why it failed
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,8 @@ class Layout:
     def run_folder(self, run_id: int) -> Path:
         """One run's working folder (raw staged rows; removed when the run ends)."""
         return self.runs / str(run_id)
+
+    @property
+    def room(self) -> Path:
+        """The ballast file (store.repository.reserve_room)."""
+        return self.root / ROOM
