@@ -218,16 +218,22 @@ def decide_status(sections: list[Any], failed_streaks: dict[str, int], cap_hit: 
         s.status in OK_SECTION for s in sections) else 1.0)
     chronic = sorted(o for o, n in failed_streaks.items() if n >= FAILED_RUNS_FOR_PARTIAL)
     if sections and not any(s.status in OK_SECTION for s in sections) and not cap_hit:
-        return "failed", f"no object could be backed up ({len(failed)} failed)"
+        return "failed", f"no object could be backed up: {_named(failed)}"
     notes = [f"{share:.1%} of records backed up"]
     if failed:
-        notes.append(f"not backed up: {', '.join(failed[:10])}{' ...' if len(failed) > 10 else ''}")
+        notes.append(f"not backed up: {_named(failed)}")
     if cap_hit:
         notes.append("stopped at the job's API usage cap; the next run resumes")
     if chronic:
         notes.append(f"failing {FAILED_RUNS_FOR_PARTIAL}+ runs in a row: {', '.join(chronic)}")
     status = "partial" if share < COMPLETED_SHARE or cap_hit or chronic else "completed"
     return status, "; ".join(notes)
+
+
+def _named(objects: list[str]) -> str:
+    """Up to ten object names, then how many more (a message stays one readable line)."""
+    more = f" and {len(objects) - 10} more" if len(objects) > 10 else ""
+    return ", ".join(objects[:10]) + more
 
 
 def _records(section: Any) -> int:
@@ -312,9 +318,11 @@ class _Run:
                 shutil.rmtree(self.run_dir, ignore_errors=True)  # staging holds raw rows
 
     def _recover(self) -> None:
-        """Run folders of killed runs (the store marks their rows 'aborted') hold raw rows: remove them.
-        Then hold the ballast a run frees to record its failure on a full disk."""
+        """Run folders of killed runs (the store marks their rows 'aborted') hold raw rows, and a run
+        killed mid-download leaves a half-written body: remove both. Then hold the ballast a run
+        frees to record its failure on a full disk."""
         self.repository.remove_run_folders()
+        self.repository.blob_listing().discard_partial()
         self.repository.reserve_room()
 
     def _storage_failed(self, problem: StorageProblem) -> RunResult:

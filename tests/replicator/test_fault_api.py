@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from faultkit import Job, backed_up_job, churn, cli_backup, heal_and_compare, small_org, verdict
+from faultkit import OBJECTS, Job, backed_up_job, churn, cli_backup, heal_and_compare, small_org, verdict
 
 __all__ = ["small_org"]  # the module fixture, imported for pytest
 
@@ -56,6 +56,13 @@ def test_query_timeouts_on_the_big_objects_make_the_run_partial(job: Job) -> Non
     row = verdict(seen, job.storage, "partial", "not backed up: ", "Account", "Contact", "Task")
     share = float(row["message"].split("%")[0])
     assert share < 50, row["message"]
+    heal_and_compare(job.org, job.config, job.storage)
+
+
+def test_query_timeouts_on_every_object_fail_the_run_naming_them(job: Job) -> None:
+    job.org.control("PUT", "faults", {"query_timeout_objects": OBJECTS})
+    seen = cli_backup(job.config)
+    verdict(seen, job.storage, "failed", "no object could be backed up: ", *OBJECTS)
     heal_and_compare(job.org, job.config, job.storage)
 
 

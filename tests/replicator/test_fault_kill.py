@@ -35,12 +35,16 @@ def test_sigkill_before_the_commit_loses_nothing(job: Job, phase: str, args: tup
     proc = start(job.config, *args, pause=phase)
     wait_paused(proc, phase)
     kill(proc)
+    half_written = job.storage / "blobs" / ".tmp" / "0123abcd"  # as a kill inside a download leaves it
+    half_written.parent.mkdir(parents=True, exist_ok=True)
+    half_written.write_bytes(b"RB1 half a body")
     killed = runs(job.storage)[-1]
     assert killed["run_id"] == before["run_id"] + 1 and killed["status"] == "running"
     healed = heal_and_compare(job.org, job.config, job.storage)
     killed = next(r for r in runs(job.storage) if r["run_id"] == killed["run_id"])
     assert killed["status"] == "aborted" and "killed" in killed["message"], killed
     assert healed == killed["run_id"] + 1
+    assert not half_written.exists()
 
 
 def test_sigkill_mid_extract_loses_nothing(job: Job) -> None:

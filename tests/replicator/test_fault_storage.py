@@ -116,6 +116,19 @@ def test_a_folder_turning_read_only_mid_run(job: Job, phase: str, folder: str, s
     heal_and_compare(job.org, job.config, job.storage)
 
 
+def test_a_full_disk_before_the_run_is_refused_in_one_line(job: Job) -> None:
+    before = runs(job.storage)
+    filler = fill(job.storage.parent)
+    try:
+        seen = cli_backup(job.config)
+    finally:
+        filler.unlink()
+    assert seen.code == 1 and "Traceback" not in seen.err, seen
+    assert seen.err.strip().splitlines()[-1] == f"Error: the storage folder {job.storage} is full"
+    assert runs(job.storage) == before
+    heal_and_compare(job.org, job.config, job.storage)
+
+
 def test_a_read_only_storage_folder_is_refused_in_one_line(job: Job) -> None:
     disk = job.storage.parent
     before = runs(job.storage)
