@@ -14,6 +14,7 @@ from pathlib import Path
 
 __all__ = ["Layout"]
 
+MARKER = ".replicator-store"  # written when the store is created: this folder is ours to manage
 DATABASE = "snapshot.duckdb"
 LOCK = "backup.lock"  # the name predates the other writers; kept so a running old version still sees it
 BLOBS = "blobs"
@@ -21,6 +22,7 @@ BLOB_KEY = "blob.key"
 JOBS = "jobs"
 RUNS = "runs"
 ROOM = "reserved.space"  # ballast a run gives back when the disk fills, to record why it failed
+AUDIT = "audit.jsonl"
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,11 @@ class Layout:
     """Paths inside one storage folder (nothing here touches the disk)."""
 
     root: Path
+
+    @property
+    def marker(self) -> Path:
+        """The file that says the folder is a Replicator store (a writer manages only such folders)."""
+        return self.root / MARKER
 
     @property
     def database(self) -> Path:
@@ -66,3 +73,8 @@ class Layout:
     def room(self) -> Path:
         """The ballast file (store.repository.reserve_room)."""
         return self.root / ROOM
+
+    @property
+    def audit(self) -> Path:
+        """The append-only, hash-chained audit log (store.audit_log)."""
+        return self.root / AUDIT
