@@ -21,6 +21,7 @@ BLOBS = "blobs"
 BLOB_KEY = "blob.key"
 JOBS = "jobs"
 RUNS = "runs"
+AUTOMATIONS = "automations"
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,8 @@ class Layout:
     def run_folder(self, run_id: int) -> Path:
         """One run's working folder (raw staged rows; removed when the run ends)."""
         return self.runs / str(run_id)
+
+    @property
+    def automations(self) -> Path:
+        """The automations journals: one per org whose automations Replicator has switched off."""
+        return self.root / AUTOMATIONS

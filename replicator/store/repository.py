@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from replicator.errors import ConfigProblem, NotFound
+from replicator.store.automation_journal import AutomationJournal, journals_in
 from replicator.store.blobs import BlobStore
 from replicator.store.database import Database
 from replicator.store.layout import Layout
@@ -127,3 +128,11 @@ class Repository:
     def remove_run_folders(self) -> None:
         """Remove every run folder: call only while holding the writer lock (no run is executing)."""
         shutil.rmtree(self.layout.runs, ignore_errors=True)
+
+    def automation_journal(self, org: str) -> AutomationJournal:
+        """The journal of the org's switched-off automations (the folder is claimed when it is first held)."""
+        return AutomationJournal(self.layout.automations, org, prepare=self._claim)
+
+    def automation_journals(self) -> list[str]:
+        """Orgs with a journal: automations switched off by a run in progress, a killed one, or by hand."""
+        return journals_in(self.layout.automations)
