@@ -31,8 +31,16 @@ from replicator.salesforce.client import OrgClient
 from replicator.store.automation_journal import AutomationJournal
 from replicator.store.repository import Repository
 
-__all__ = ["ActiveAutomations", "OnResult", "SwitchResult", "active_automations", "automations_off",
-           "automations_on", "recover_interrupted"]
+__all__ = ["ActiveAutomations", "AutomationsRequest", "OnResult", "SwitchResult", "active_automations",
+           "automations_off", "automations_on", "recover_interrupted"]
+
+
+@dataclass
+class AutomationsRequest:
+    """Which org, and for switching off, optionally only these `Type:Name` items."""
+
+    org: str
+    only: list[str] | None = None
 
 
 def _client(config: Config, org: str) -> OrgClient:
@@ -70,8 +78,9 @@ class ActiveAutomations(JobResult):
         return "\n".join(lines)
 
 
-def active_automations(config: Config, org: str) -> ActiveAutomations:
+def active_automations(config: Config, request: AutomationsRequest) -> ActiveAutomations:
     """The org's active ApexTrigger, ValidationRule, Flow and WorkflowRule names per type."""
+    org = request.org
     sandbox, _, found = list_automations(_client(config, org))
 
     def names(items: Iterable[Automation], t: str) -> list[str]:
@@ -100,10 +109,10 @@ class SwitchResult(JobResult):
         return "\n".join(lines)
 
 
-def automations_off(config: Config, org: str, only: list[str] | None = None) -> SwitchResult:
+def automations_off(config: Config, request: AutomationsRequest) -> SwitchResult:
     """Switch the org's automations (or `only` Type:Name items) off until `automations_on`."""
-    client = _client(config, org)
-    report: SwitchReport = switch_off(client, _journal(config, org), only=only)
+    org = request.org
+    report: SwitchReport = switch_off(_client(config, org), _journal(config, org), only=request.only)
     plan = report.plan.to_json()
     return SwitchResult(org, [a.label for a in report.switched], plan["kept_on"],
                         report.recovered.switched_on if report.recovered else [])
@@ -121,8 +130,9 @@ class OnResult(JobResult):
         return self.message
 
 
-def automations_on(config: Config, org: str) -> OnResult:
+def automations_on(config: Config, request: AutomationsRequest) -> OnResult:
     """Switch back on everything Replicator switched off in the org (by hand or by a killed run)."""
+    org = request.org
     recovery = switch_on(_client(config, org), _journal(config, org))
     if recovery is None:
         return OnResult(org, [], f"no automations of org {org} are switched off by Replicator")

@@ -29,9 +29,9 @@ org_option = click.option("--org", "org_name", required=True, help="Org (a name 
 @click.pass_context
 def list_cmd(ctx: click.Context, org_name: str, as_json: bool) -> None:
     """Active ApexTrigger, ValidationRule, Flow and WorkflowRule names per type (managed ones apart)."""
-    from replicator.automations import active_automations
+    from replicator.automations import AutomationsRequest, active_automations
 
-    emit(active_automations(load(ctx), org_name), as_json)
+    emit(active_automations(load(ctx), AutomationsRequest(org_name)), as_json)
 
 
 @automations.command("off")
@@ -41,9 +41,9 @@ def list_cmd(ctx: click.Context, org_name: str, as_json: bool) -> None:
 @click.pass_context
 def off_cmd(ctx: click.Context, org_name: str, only: str | None, as_json: bool) -> None:
     """Switch the org's automations off until `automations on` (journaled in the storage folder)."""
-    from replicator.automations import automations_off
+    from replicator.automations import AutomationsRequest, automations_off
 
-    emit(automations_off(load(ctx), org_name, names(only)), as_json)
+    emit(automations_off(load(ctx), AutomationsRequest(org_name, names(only))), as_json)
 
 
 @automations.command("on")
@@ -52,9 +52,9 @@ def off_cmd(ctx: click.Context, org_name: str, only: str | None, as_json: bool) 
 @click.pass_context
 def on_cmd(ctx: click.Context, org_name: str, as_json: bool) -> None:
     """Switch back on everything Replicator switched off in the org."""
-    from replicator.automations import automations_on
+    from replicator.automations import AutomationsRequest, automations_on
 
-    emit(automations_on(load(ctx), org_name), as_json)
+    emit(automations_on(load(ctx), AutomationsRequest(org_name)), as_json)
 
 
 automations.add_command(on_cmd, "restore")

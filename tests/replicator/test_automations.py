@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from conftest import ca_session
 
 from replicator.cli import cli
 from replicator.config import OrgSettings, PasswordAuth
@@ -275,32 +276,35 @@ def test_a_run_killed_mid_way_is_switched_back_on_by_the_next_command(
     config: Path, sandbox: dict[str, Any], tmp_path: Path
 ) -> None:
     sf = login(sandbox)
-    _control(sandbox, "PUT", "faults", {"slow_ms": 150})  # slow switches: the kill lands between two
+    since = _control(sandbox, "GET", "ledger", None)["last_seq"]
+    _control(sandbox, "PUT", "faults", {"slow_ms": 300})  # slow switches: the kill lands between two
     script = tmp_path / "killed_run.py"
     script.write_text(KILLED_RUN)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen(
         [sys.executable, str(script), str(config)],
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and active(sf) == OURS:  # wait for the first switch
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        partly = active(sf)
+        while time.monotonic() < deadline and not any(  # the control API is never slowed
+            c["method"] == "PATCH" for c in _control(sandbox, "GET", f"ledger?since={since}", None)["calls"]
+        ):
+            assert process.poll() is None, "the run ended before its first switch"
+            time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+    _control(sandbox, "PUT", "faults", {})
+    partly = active(sf)
     assert partly != OURS and partly != NOTHING, "the kill should land mid-way"
     journal = tmp_path / "store" / "automations" / "sandbox.json"
     assert len(json.loads(journal.read_text())["entries"]) == 7  # written before the first switch
-    _control(sandbox, "PUT", "faults", {})
 
     untouched = invoke(config, "automations", "list", "--org", "prod")  # another org: left alone
     assert untouched.exit_code == 0 and "switched back on" not in untouched.output and journal.exists()
@@ -310,9 +314,12 @@ def test_a_run_killed_mid_way_is_switched_back_on_by_the_next_command(
     assert json.loads(nxt.stdout) == OURS and active(sf) == OURS and not journal.exists()
 
 
-def _control(info: dict[str, Any], method: str, path: str, body: Any) -> None:
-    session = login(info).session
-    session.request(method, f"{info['control_url']}/{path}", json=body, timeout=60).raise_for_status()
+def _control(info: dict[str, Any], method: str, path: str, body: Any) -> Any:
+    response = ca_session(info["ca_path"]).request(
+        method, f"{info['control_url']}/{path}", json=body, timeout=60
+    )
+    response.raise_for_status()
+    return response.json() if response.content else None
 
 
 def test_off_by_hand_stays_off_until_on(config: Path, sandbox: dict[str, Any]) -> None:
