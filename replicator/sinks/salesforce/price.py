@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pyarrow.compute as pc
 
 from replicator.salesforce.client import COLLECTION_RECORDS
+from replicator.sinks.salesforce.bulk import insert_calls, uses_bulk
 from replicator.sinks.salesforce.model import LoadPlan, ObjectStep
 
 # ContentVersion inserts cost one more query per chunk: the new ContentDocumentIds, which
@@ -55,10 +56,12 @@ def price(plan: LoadPlan) -> Pricing:
     """The calls `load` will make for `plan`, per object."""
     per: Counter[str] = Counter()
     for step in plan.steps:
-        calls = _calls(len(step.undelete)) + _calls(step.insert_count) + _calls(step.update_count)
+        calls = (_calls(len(step.undelete)) + insert_calls(step.sobject, step.insert_count)
+                 + _calls(step.update_count))
         if step.sobject == DOCUMENT_OBJECT:
             calls += _calls(step.insert_count)
         calls += _calls(relink_count(step))
         per[step.sobject] += calls
     return Pricing(calls=sum(per.values()), per_object=dict(per),
-                   transport={step.sobject: "collections" for step in plan.steps})
+                   transport={s.sobject: "bulk2" if uses_bulk(s.sobject, s.insert_count) else "collections"
+                              for s in plan.steps})

@@ -1,0 +1,58 @@
+"""The loader's Bulk API 2.0 transport, against the running emulator over HTTPS: an object big enough
+that an ingest job costs fewer calls than sObject Collections goes by Bulk, every result row finds its
+source record (Salesforce does not keep the uploaded order), and the price equals the ledger's count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_loader import ACME, account_step, client, rows, run  # noqa: F401  (client: a fixture)
+
+from replicator.sinks.salesforce.bulk import BULK_JOB_CALLS, uses_bulk
+from replicator.sinks.salesforce.model import LoadPlan, ObjectStep, Reference
+from replicator.sinks.salesforce.price import price
+from replicator.store.idmap import StoreIdMap
+from replicator.store.snapshot import SnapshotStore
+
+CONTACTS = 1_500  # 8 Collections calls, or one ingest job of 6
+
+
+@pytest.fixture
+def store(tmp_path: Path, emulator) -> Iterator[SnapshotStore]:
+    with SnapshotStore(tmp_path / "store.duckdb") as store:
+        yield store
+    emulator.control("POST", "reset", {})
+
+
+def test_a_big_object_goes_by_bulk_and_every_result_finds_its_record(emulator, client, store) -> None:  # noqa: F811
+    sources = [f"003{n:012d}AAA" for n in range(CONTACTS)]
+    names = [f"Bulk {n}" for n in range(CONTACTS)]
+    names[10:13] = ["Twin", "Twin", "Twin"]  # the same values: interchangeable, each gets its own record
+    phones = ["+1 555 0100"] * CONTACTS
+    phones[42] = "call me maybe"  # fails Contact_Phone_Format
+    by_account = (Reference("AccountId", ("Account",)),)
+    contacts = ObjectStep("Contact", ("LastName", "AccountId", "Phone"), by_account,
+                          inserts=rows(Id=sources, LastName=names, AccountId=[ACME] * CONTACTS, Phone=phones),
+                          insert_count=CONTACTS)
+    plan = LoadPlan("emu", (account_step(), contacts))
+    priced = price(plan)
+    assert priced.transport == {"Account": "collections", "Contact": "bulk2"}
+    assert priced.per_object["Contact"] == BULK_JOB_CALLS
+    assert not uses_bulk("Contact", 200) and not uses_bulk("ContentVersion", 100_000)
+
+    id_map = StoreIdMap(store.db, "emu")
+    result, outcomes = run(emulator, client, plan, id_map)  # asserts predicted == counted == spent
+
+    assert result.counts["Contact"] == {"inserted": CONTACTS - 1, "failed": 1}
+    failed = next(o for o in outcomes if o.status == "failed")
+    assert (failed.source_id, failed.error_code) == (sources[42], "FIELD_CUSTOM_VALIDATION_EXCEPTION")
+    assert failed.error_message.startswith("Phone must contain")
+    mapped = id_map.lookup(sources)
+    acme = id_map.lookup([ACME])[ACME]
+    landed = {r["Id"]: r["LastName"] for page in client.query_pages(
+        f"SELECT Id, LastName FROM Contact WHERE AccountId = '{acme}'") for r in page}
+    assert len(mapped) == len(landed) == CONTACTS - 1 and len(set(mapped.values())) == CONTACTS - 1
+    assert all(landed[mapped[s]] == name for s, name in zip(sources, names, strict=True) if s in mapped)
