@@ -22,6 +22,7 @@ BLOB_KEY = "blob.key"
 JOBS = "jobs"
 RUNS = "runs"
 AUTOMATIONS = "automations"
+AUDIT = "audit.jsonl"
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,8 @@ class Layout:
     def automations(self) -> Path:
         """The automations journals: one per org whose automations Replicator has switched off."""
         return self.root / AUTOMATIONS
+
+    @property
+    def audit(self) -> Path:
+        """The append-only, hash-chained audit log (store.audit_log)."""
+        return self.root / AUDIT

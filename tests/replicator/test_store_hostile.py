@@ -89,6 +89,7 @@ def test_an_empty_or_new_folder_is_claimed_and_a_marked_one_reopens(tmp_path: Pa
     assert (tmp_path / "new" / "store" / MARKER).is_file()
     empty = tmp_path / "empty"
     empty.mkdir()
+    (empty / "audit.jsonl").write_text("")  # commands before the first backup are audited there
     Repository(empty).open_write("backup", "daily", create=True).close()
     assert (empty / MARKER).is_file()
     # A store from before markers existed (its database, no marker) is recognised and marked.
@@ -156,6 +157,32 @@ def test_a_store_held_open_by_another_process_is_named_in_use(config: Path) -> N
             assert result.output.strip().splitlines() == [
                 f"Error: the store {database} is open for writing by process {holder.pid} (a backup or "
                 "another writer): try again when it has finished"], command
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_reads_during_a_backup_name_the_backup(config: Path) -> None:
+    """While a backup holds the store, DuckDB lets no other process read it: `runs`, `sql` and
+    `history` say which backup runs and that they work again when it has finished."""
+    import subprocess
+    import sys
+
+    storage = config.parent / "store"
+    real_store(config)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from replicator.store.repository import Repository; "
+         "s = Repository(sys.argv[1]).open_write('backup', 'daily'); print('open', flush=True); "
+         "time.sleep(60)", str(storage)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        for command in (("runs",), ("sql", "SELECT 1"), ("history", "Account", "001000000000001AAA")):
+            result = invoke(config, *command)
+            lines = result.output.strip().splitlines()
+            assert result.exit_code != 0 and len(lines) == 1, (command, result.output)
+            assert lines[0].startswith(f"Error: a backup is already running on {storage} (job daily, "
+                                       f"pid {holder.pid}, started "), command
+            assert lines[0].endswith("read commands work again when it has finished"), command
     finally:
         holder.kill()
         holder.wait()
