@@ -103,16 +103,18 @@ class SwitchPlan:
     sandbox: bool
     switch: list[Automation] = field(default_factory=list)
     kept: list[Kept] = field(default_factory=list)
+    listing_calls: int = 0  # what finding the active automations cost (switched_off lists them again)
 
     def calls(self) -> int:
-        """Tooling calls to switch the plan off and back on (deployment polls: one each when the org
-        answers at once, as the emulator does; a real org may need more)."""
+        """API calls `switched_off` spends for this plan: listing the automations again, reading the
+        validation rules' metadata, switching off and back on (a trigger deployment polls once when the
+        org answers at once, as the emulator does; a real org may need more polls)."""
         rules = sum(a.type in ("ValidationRule", "WorkflowRule") for a in self.switch)
         flows = sum(a.type == "Flow" for a in self.switch)
         triggers = sum(a.type == "ApexTrigger" for a in self.switch)
         vr_reads = sum(a.type == "ValidationRule" for a in self.switch)
         deploys = 2 * (3 + triggers) if triggers else 0
-        return vr_reads + 2 * rules + 2 * flows + deploys
+        return self.listing_calls + vr_reads + 2 * rules + 2 * flows + deploys
 
     def to_json(self) -> dict[str, Any]:
         return {"org_id": self.org_id, "sandbox": self.sandbox,
@@ -193,6 +195,11 @@ def list_automations(client: OrgClient) -> tuple[bool, str, list[Automation]]:
     return bool(org["IsSandbox"]), org["Id"], found
 
 
+def _api_calls(client: OrgClient) -> int:
+    """Calls the org counts against its API allocation (logins are not)."""
+    return client.ledger.calls - client.ledger.by_kind["auth"]
+
+
 def _parse_only(only: Sequence[str]) -> list[tuple[str, str]]:
     pairs = []
     for item in only:
@@ -212,11 +219,13 @@ def plan_switch(client: OrgClient, *, only: Sequence[str] | None = None,
     switched: InvalidInput names the first that cannot. `objects` keeps the automations of those
     sObjects (a flow whose object is unknown is then left out).
     """
+    before = _api_calls(client)
     sandbox, org_id, active = list_automations(client)
+    listing = _api_calls(client) - before
     if objects is not None:
         wanted = {o.casefold() for o in objects}
         active = [a for a in active if a.object and a.object.casefold() in wanted]
-    plan = SwitchPlan(org_id, sandbox)
+    plan = SwitchPlan(org_id, sandbox, listing_calls=listing)
     for a in active:
         if a.namespace:
             plan.kept.append(Kept(a, MANAGED))

@@ -217,6 +217,20 @@ def test_switched_off_then_exactly_those_back_on_in_a_sandbox(
     assert active(sf) == OURS and not journal.path.exists()
 
 
+def test_the_plan_prices_switching_off_and_on_exactly(
+    config: Path, sandbox: dict[str, Any], tmp_path: Path
+) -> None:
+    client = OrgClient(_settings("sandbox", sandbox))
+    for only in (None, ["ValidationRule:Account_Credit_Terms", "Flow:Opportunity_Won_Followup"]):
+        plan = plan_switch(client, only=only)
+        since = _control(sandbox, "GET", "ledger", None)["last_seq"]
+        with switched_off(client, AutomationJournal(tmp_path / "journal", "sandbox"), only=only):
+            pass
+        counted = _control(sandbox, "GET", f"ledger?since={since}", None)["summary"]["counted"]
+        assert counted == plan.calls() and plan.listing_calls >= 5
+    assert active(login(sandbox)) == OURS
+
+
 def test_production_refusal_is_planned_before_anything_is_switched(
     config: Path, emulator: Any, tmp_path: Path
 ) -> None:

@@ -56,3 +56,18 @@ def test_a_big_object_goes_by_bulk_and_every_result_finds_its_record(emulator, c
         f"SELECT Id, LastName FROM Contact WHERE AccountId = '{acme}'") for r in page}
     assert len(mapped) == len(landed) == CONTACTS - 1 and len(set(mapped.values())) == CONTACTS - 1
     assert all(landed[mapped[s]] == name for s, name in zip(sources, names, strict=True) if s in mapped)
+
+
+def test_a_failed_ingest_job_fails_each_of_its_records_for_the_price(emulator, client, store) -> None:  # noqa: F811
+    sources = [f"003{n:012d}BBB" for n in range(CONTACTS)]
+    contacts = ObjectStep("Contact", ("LastName",), inserts=rows(Id=sources, LastName=["Lost"] * CONTACTS),
+                          insert_count=CONTACTS)
+    emulator.control("PUT", "faults", {"bulk_fail_objects": ["Contact"]})
+    try:
+        result, outcomes = run(emulator, client, LoadPlan("emu", (contacts,)), StoreIdMap(store.db, "emu"))
+    finally:
+        emulator.control("PUT", "faults", {})
+    assert result.counts == {"Contact": {"failed": CONTACTS}}
+    assert {(o.error_code, o.error_message) for o in outcomes} == {
+        ("UNPROCESSED", "InternalServerError : the ingest job could not be processed")}
+    assert client.count("FROM Contact WHERE LastName = 'Lost'") == 0
