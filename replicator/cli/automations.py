@@ -11,6 +11,7 @@ import click
 
 from replicator.cli.output import CONTEXT_SETTINGS, emit, json_option, load, names
 from replicator.config import Config, ConfigError, load_config
+from replicator.errors import ReplicatorError
 
 ORG_OPTIONS = frozenset({"--org", "--to-org", "--from-org", "--source-org", "--target-org"})
 
@@ -62,7 +63,7 @@ automations.add_command(on_cmd, "restore")
 
 def orgs_named(config: Config, args: list[str]) -> list[str]:
     """The orgs a command line is about: its org options, and the org of its job (or of the config's
-    only job, which commands default to)."""
+    only job, or its only org, which commands default to)."""
     found: list[str] = []
     jobs: list[str] = []
     for i, arg in enumerate(args):
@@ -73,8 +74,11 @@ def orgs_named(config: Config, args: list[str]) -> list[str]:
             found.append(value)
         elif option == "--job":
             jobs.append(value)
-    if not found and not jobs and len(config.jobs) == 1:
-        jobs = list(config.jobs)
+    if not found and not jobs:  # commands default to the only job (or the only org)
+        if len(config.jobs) == 1:
+            jobs = list(config.jobs)
+        elif len(config.orgs) == 1:
+            found = list(config.orgs)
     found += [config.jobs[j].org for j in jobs if j in config.jobs]
     return found
 
@@ -93,5 +97,8 @@ def recover_before(config_path: Path, args: list[str]) -> None:
         return
     from replicator.automations import recover_interrupted
 
-    for recovery in recover_interrupted(config, orgs):
-        click.echo(recovery.text(), err=True)
+    try:
+        for recovery in recover_interrupted(config, orgs):
+            click.echo(recovery.text(), err=True)
+    except ReplicatorError as exc:  # the command itself may not need the org: it goes on, warned
+        click.echo(f"warning: automations a killed run left switched off stay off: {exc.message}", err=True)

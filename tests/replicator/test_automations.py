@@ -29,6 +29,7 @@ from replicator.errors import InvalidInput, Locked
 from replicator.salesforce.automations import plan_switch, switched_off
 from replicator.salesforce.client import OrgClient
 from replicator.store.automation_journal import AutomationJournal
+from replicator.store.repository import Repository
 from sfemu.client import login
 from sfemu.launch import start_emulator, stop, wait_ready
 
@@ -375,3 +376,59 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert not (tmp_path / "store" / "automations" / "sandbox.json").exists()
     assert not (tmp_path / "store" / "automations" / "prod.json").exists()
     assert active(login(sandbox)) == OURS
+
+
+def test_the_orgs_a_command_line_is_about(tmp_config: Callable[..., Path]) -> None:
+    from replicator.cli.automations import orgs_named
+    from replicator.config import load_config
+
+    org = 'login_url = "https://127.0.0.1:1"\nauth = "password"\nusername = "u"\npassword_env = "P"\n'
+    two = load_config(
+        tmp_config(
+            f'[storage]\npath = "s"\n[orgs.a]\n{org}[orgs.b]\n{org}'
+            '[jobs.nightly]\norg = "b"\n[jobs.weekly]\norg = "a"\n'
+        )
+    )
+    assert orgs_named(two, ["restore", "run", "--to-org", "a"]) == ["a"]
+    assert orgs_named(two, ["automations", "list", "--org=b"]) == ["b"]
+    assert orgs_named(two, ["backup", "run", "--job", "nightly"]) == ["b"]
+    assert orgs_named(two, ["runs"]) == []  # two jobs, two orgs, none named: nothing to guess
+    one = load_config(
+        tmp_config(f'[storage]\npath = "s"\n[orgs.a]\n{org}[jobs.nightly]\norg = "a"\n', name="one.toml")
+    )
+    assert orgs_named(one, ["backup", "run"]) == ["a"]
+
+
+def test_objects_keep_the_automations_of_those_objects(config: Path, sandbox: dict[str, Any]) -> None:
+    plan = plan_switch(OrgClient(_settings("sandbox", sandbox)), objects=["opportunity"])
+    assert sorted(a.label for a in plan.switch) == [
+        "ApexTrigger Opportunity.OpportunityAmountGuard",
+        "Flow Opportunity.Opportunity_Won_Followup",
+        "WorkflowRule Opportunity.Large_Deal_Review",
+    ]
+
+
+def test_a_journal_of_another_org_warns_and_changes_nothing(config: Path, tmp_path: Path) -> None:
+    journal = Repository(tmp_path / "store").automation_journal("prod")
+    with journal.hold():  # as a run does: the storage folder claimed, the journal held while written
+        journal.write(
+            {
+                "org": "prod",
+                "org_id": "00D000000000001AAA",
+                "pid": 1,
+                "started": "then",
+                "entries": [
+                    {
+                        "type": "ValidationRule",
+                        "id": "03d000000000001AAA",
+                        "name": "X",
+                        "object": "Account",
+                        "metadata": {"active": True},
+                    }
+                ],
+            }
+        )
+    listed = invoke(config, "automations", "list", "--org", "prod", "--json")
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == OURS
+    assert "warning: automations a killed run left switched off stay off" in listed.stderr
+    assert "was written for org 00D000000000001AAA" in listed.stderr and journal.path.exists()
