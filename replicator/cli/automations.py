@@ -88,6 +88,8 @@ def recover_before(config_path: Path, args: list[str]) -> None:
     when the config cannot be read: the command itself says why)."""
     if not args or args[0] == "emulator" or {"-h", "--help"} & set(args):
         return
+    if args[0] == "automations" and set(args[1:2]) & {"on", "restore"}:
+        return  # the command does exactly this, and reports it
     try:
         config = load_config(config_path)
     except ConfigError:

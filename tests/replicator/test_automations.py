@@ -329,6 +329,35 @@ def test_a_run_killed_mid_way_is_switched_back_on_by_the_next_command(
     assert json.loads(nxt.stdout) == OURS and active(sf) == OURS and not journal.exists()
 
 
+def test_a_run_killed_mid_load_is_switched_back_on_by_automations_restore(
+    config: Path, sandbox: dict[str, Any], tmp_path: Path
+) -> None:
+    script = tmp_path / "killed_run.py"
+    script.write_text(KILLED_RUN)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "all off"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    sf = login(sandbox)
+    assert active(sf) == NOTHING
+    restored = invoke(config, "automations", "restore", "--org", "sandbox")
+    assert restored.exit_code == 0, restored.output
+    assert "left off by an interrupted run" in restored.stdout and "were switched back on" in restored.stdout
+    assert active(sf) == OURS and not (tmp_path / "store" / "automations" / "sandbox.json").exists()
+
+
 def _control(info: dict[str, Any], method: str, path: str, body: Any) -> Any:
     response = ca_session(info["ca_path"]).request(
         method, f"{info['control_url']}/{path}", json=body, timeout=60
