@@ -33,27 +33,33 @@ def test_a_big_object_goes_by_bulk_and_every_result_finds_its_record(emulator, c
     names[10:13] = ["Twin", "Twin", "Twin"]  # the same values: interchangeable, each gets its own record
     phones = ["+1 555 0100"] * CONTACTS
     phones[42] = "call me maybe"  # fails Contact_Phone_Format
-    by_account = (Reference("AccountId", ("Account",)),)
-    contacts = ObjectStep("Contact", ("LastName", "AccountId", "Phone"), by_account,
-                          inserts=rows(Id=sources, LastName=names, AccountId=[ACME] * CONTACTS, Phone=phones),
+    bosses = [sources[0] if n % 100 == 1 else None for n in range(CONTACTS)]  # a self lookup: second pass
+    refs = (Reference("AccountId", ("Account",)), Reference("ReportsToId", ("Contact",), deferred=True))
+    contacts = ObjectStep("Contact", ("LastName", "AccountId", "Phone", "ReportsToId"), refs,
+                          inserts=rows(Id=sources, LastName=names, AccountId=[ACME] * CONTACTS, Phone=phones,
+                                       ReportsToId=bosses),
                           insert_count=CONTACTS)
     plan = LoadPlan("emu", (account_step(), contacts))
     priced = price(plan)
     assert priced.transport == {"Account": "collections", "Contact": "bulk2"}
-    assert priced.per_object["Contact"] == BULK_JOB_CALLS
+    assert priced.per_object["Contact"] == BULK_JOB_CALLS + 1  # 15 relinks: one Collections call
     assert not uses_bulk("Contact", 200) and not uses_bulk("ContentVersion", 100_000)
 
     id_map = StoreIdMap(store.db, "emu")
     result, outcomes = run(emulator, client, plan, id_map)  # asserts predicted == counted == spent
 
-    assert result.counts["Contact"] == {"inserted": CONTACTS - 1, "failed": 1}
+    assert result.counts["Contact"] == {"inserted": CONTACTS - 1, "failed": 1, "relinked": 15}
     failed = next(o for o in outcomes if o.status == "failed")
     assert (failed.source_id, failed.error_code) == (sources[42], "FIELD_CUSTOM_VALIDATION_EXCEPTION")
     assert failed.error_message.startswith("Phone must contain")
     mapped = id_map.lookup(sources)
     acme = id_map.lookup([ACME])[ACME]
-    landed = {r["Id"]: r["LastName"] for page in client.query_pages(
-        f"SELECT Id, LastName FROM Contact WHERE AccountId = '{acme}'") for r in page}
+    boss = mapped[sources[0]]
+    soql = f"SELECT Id, LastName, ReportsToId FROM Contact WHERE AccountId = '{acme}'"
+    found = [r for page in client.query_pages(soql) for r in page]
+    landed = {r["Id"]: r["LastName"] for r in found}
+    assert sorted(landed[r["Id"]] for r in found if r["ReportsToId"] == boss) == sorted(
+        names[n] for n in range(CONTACTS) if n % 100 == 1)
     assert len(mapped) == len(landed) == CONTACTS - 1 and len(set(mapped.values())) == CONTACTS - 1
     assert all(landed[mapped[s]] == name for s, name in zip(sources, names, strict=True) if s in mapped)
 
