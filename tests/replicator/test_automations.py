@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -287,22 +288,35 @@ with switched_off(OrgClient(config.orgs["sandbox"]), journal):
 """
 
 
-def test_a_run_killed_mid_way_is_switched_back_on_by_the_next_command(
-    config: Path, sandbox: dict[str, Any], tmp_path: Path
-) -> None:
-    sf = login(sandbox)
-    since = _control(sandbox, "GET", "ledger", None)["last_seq"]
-    _control(sandbox, "PUT", "faults", {"slow_ms": 300})  # slow switches: the kill lands between two
+@contextmanager
+def killed_run(config: Path, tmp_path: Path) -> Iterator[subprocess.Popen]:
+    """A subprocess switching the sandbox's automations off (it prints "all off", then sleeps inside the
+    block); the test SIGKILLs it, and it is killed at the end whatever happened."""
     script = tmp_path / "killed_run.py"
     script.write_text(KILLED_RUN)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen(
         [sys.executable, str(script), str(config)],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def test_a_run_killed_mid_way_is_switched_back_on_by_the_next_command(
+    config: Path, sandbox: dict[str, Any], tmp_path: Path
+) -> None:
+    sf = login(sandbox)
+    since = _control(sandbox, "GET", "ledger", None)["last_seq"]
+    _control(sandbox, "PUT", "faults", {"slow_ms": 300})  # slow switches: the kill lands between two
+    with killed_run(config, tmp_path) as process:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not any(  # the control API is never slowed
             c["method"] == "PATCH" for c in _control(sandbox, "GET", f"ledger?since={since}", None)["calls"]
@@ -310,11 +324,6 @@ def test_a_run_killed_mid_way_is_switched_back_on_by_the_next_command(
             assert process.poll() is None, "the run ended before its first switch"
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     _control(sandbox, "PUT", "faults", {})
     partly = active(sf)
     assert partly != OURS and partly != NOTHING, "the kill should land mid-way"
@@ -332,24 +341,9 @@ def test_a_run_killed_mid_way_is_switched_back_on_by_the_next_command(
 def test_a_run_killed_mid_load_is_switched_back_on_by_automations_restore(
     config: Path, sandbox: dict[str, Any], tmp_path: Path
 ) -> None:
-    script = tmp_path / "killed_run.py"
-    script.write_text(KILLED_RUN)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen(
-        [sys.executable, str(script), str(config)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
+    with killed_run(config, tmp_path) as process:
         assert process.stdout is not None and process.stdout.readline().strip() == "all off"
         process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     sf = login(sandbox)
     assert active(sf) == NOTHING
     restored = invoke(config, "automations", "restore", "--org", "sandbox")
