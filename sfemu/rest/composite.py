@@ -540,10 +540,11 @@ def tree(ctx: Ctx) -> Response:
 
 
 _COLL = DATA + r"/composite/sobjects"
-ROUTES = [  # none of them may run as a subrequest of another
-    route("POST", _COLL, collection_create, nestable=False),
-    route("PATCH", _COLL, collection_update, nestable=False),
-    route("DELETE", _COLL, collection_delete, nestable=False),
+ROUTES = [  # sObject Collections writes may be /composite subrequests (API 43.0+, at most 5 a call: sf_api.md
+    # 2.10); no other composite resource may run as a subrequest of another
+    route("POST", _COLL, collection_create),
+    route("PATCH", _COLL, collection_update),
+    route("DELETE", _COLL, collection_delete),
     route(("GET", "POST"), _COLL + r"/(?P<sobject>\w+)", collection_retrieve, nestable=False),
     route("PATCH", _COLL + r"/(?P<sobject>\w+)/(?P<ext>\w+)", collection_upsert, nestable=False),
     route("POST", DATA + r"/composite", composite, nestable=False),

@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import time
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from typing import Any
 
 from replicator.salesforce.client import (
-    COLLECTION_RECORDS,
     POLL_GROWTH,
     POLL_MAX_SECONDS,
     OrgClient,
     OrgError,
 )
-from replicator.sinks.salesforce.values import BODY_FIELDS
 
-__all__ = ["BULK_JOB_CALLS", "BULK_JOB_RECORDS", "insert_calls", "insert_records", "uses_bulk"]
+__all__ = ["BULK_JOB_CALLS", "BULK_JOB_RECORDS", "insert_records"]
 
 BULK_JOB_RECORDS = 10_000  # Salesforce processes ingest data in 10,000-record batches anyway
 # create, upload, close, one status poll (the emulator and small jobs are done by then; a real org
@@ -34,19 +31,6 @@ BULK_JOB_RECORDS = 10_000  # Salesforce processes ingest data in 10,000-record b
 BULK_JOB_CALLS = 6
 DONE = frozenset({"JobComplete", "Failed", "Aborted"})
 POLL_SECONDS, TIMEOUT_SECONDS = 0.2, 3600.0
-
-
-def uses_bulk(sobject: str, records: int) -> bool:
-    """Bulk when it costs fewer calls than sObject Collections (never for objects with file bodies)."""
-    jobs = math.ceil(records / BULK_JOB_RECORDS)
-    return sobject not in BODY_FIELDS and jobs * BULK_JOB_CALLS < math.ceil(records / COLLECTION_RECORDS)
-
-
-def insert_calls(sobject: str, records: int) -> int:
-    """The API calls inserting `records` records of `sobject` costs by the transport chosen for it."""
-    if uses_bulk(sobject, records):
-        return math.ceil(records / BULK_JOB_RECORDS) * BULK_JOB_CALLS
-    return math.ceil(records / COLLECTION_RECORDS)
 
 
 def _cell(value: Any) -> str:
