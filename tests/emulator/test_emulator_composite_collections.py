@@ -71,3 +71,14 @@ def test_five_collections_in_one_counted_call_and_a_sixth_refused(emulator: Any,
     with pytest.raises(Exception) as refused:
         sf.restful("composite", method="POST", json={"allOrNone": False, "compositeRequest": six})
     assert "LIMIT_EXCEEDED" in str(refused.value)
+
+
+def test_graphs_take_single_records_only(sf: Salesforce) -> None:
+    node = collection("POST", "c", [{"attributes": {"type": "Account"}, "Name": "Graph nested"}])
+    answer = sf.restful(
+        "composite/graph", method="POST", json={"graphs": [{"graphId": "g1", "compositeRequest": [node]}]}
+    )["graphs"][0]
+    assert answer["isSuccessful"] is False
+    item = answer["graphResponse"]["compositeResponse"][0]
+    assert (item["httpStatusCode"], item["body"][0]["errorCode"]) == (400, "INVALID_URL")
+    assert sf.query("SELECT COUNT() FROM Account WHERE Name = 'Graph nested'")["totalSize"] == 0
