@@ -117,7 +117,7 @@ class SwitchPlan:
         return self.listing_calls + vr_reads + 2 * rules + 2 * flows + deploys
 
     def to_json(self) -> dict[str, Any]:
-        return {"org_id": self.org_id, "sandbox": self.sandbox,
+        return {"org_id": self.org_id, "sandbox": self.sandbox, "api_calls": self.calls(),
                 "switch_off": {t: [a.full_name for a in self.switch if a.type == t] for t in TYPES},
                 "kept_on": [{"type": k.automation.type, "name": k.automation.full_name, "reason": k.reason}
                             for k in self.kept]}
