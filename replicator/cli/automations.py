@@ -102,5 +102,6 @@ def recover_before(config_path: Path, args: list[str]) -> None:
     try:
         for recovery in recover_interrupted(config, orgs):
             click.echo(recovery.text(), err=True)
-    except ReplicatorError as exc:  # the command itself may not need the org: it goes on, warned
-        click.echo(f"warning: automations a killed run left switched off stay off: {exc.message}", err=True)
+    except (ReplicatorError, OSError) as exc:  # the command may not need the org: it goes on, warned
+        why = exc.message if isinstance(exc, ReplicatorError) else f"{exc.strerror}: {exc.filename}"
+        click.echo(f"warning: automations a killed run left switched off stay off: {why}", err=True)
