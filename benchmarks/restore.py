@@ -1,162 +1,153 @@
-"""Benchmark: the loader restoring a 10,000-record hierarchy, then a 100,000-record replicate.
+"""Restore and replicate throughput: records/s and API calls through the one loader.
 
-The hierarchy is what a restore of accounts "with related records" sends: Accounts (a tenth with a
-parent Account: a self lookup set by the second pass), Contacts, Opportunities with line items,
-Cases and Tasks (polymorphic WhatId/WhoId), in the proportions 10/25/20/20/15/10. A sandbox org is
-served by a separate emulator process; the org's automations are switched off around each load with
-`switched_off` (as `restore run --disable-automations` does) and are back on afterwards. The timer
-covers the load alone; calls are the emulator ledger's count, checked against the plan's price.
-
-Prints one line:
-    restore records=10000 records_per_s=R api_calls=C records_per_call=P replicate_records=100000 ...
+1. restore: an emulator holds a hierarchy of about N records (Accounts -> Contacts, Opportunities ->
+   line items, Cases, Tasks); it is backed up, every record of it is deleted and purged, and
+   `restore run --object Account --where "IsDeleted = false" --with-related children` brings it back
+   (new Ids, every reference remapped).
+2. replicate: M records (Accounts, Contacts, Opportunities, Cases) backed up from one emulator and
+   replicated into a second one started as a sandbox.
+Validation rules are switched off in the target first (generated data breaks them on purpose).
+Usage: restore.py [N] [M]   (defaults 10,000 and 100,000)
+Prints one line: restore records=.. seconds=.. records_per_s=.. api_calls=.. records_per_call=..
+replicate_records=.. replicate_seconds=.. replicate_records_per_s=.. replicate_api_calls=..
 """
 
 from __future__ import annotations
 
-import argparse
-import tempfile
+import os
+import shutil
+import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import requests
+from _backup_common import config, emulator, line, stop, workdir
 
-from replicator.config import OrgSettings, PasswordAuth
-from replicator.config.secret import Secret
-from replicator.salesforce.automations import switched_off
-from replicator.salesforce.client import OrgClient
-from replicator.sinks.salesforce.load import load
-from replicator.sinks.salesforce.model import LoadPlan, ObjectStep, Reference
-from replicator.sinks.salesforce.price import price
-from replicator.store.automation_journal import AutomationJournal
-from replicator.store.idmap import StoreIdMap
-from replicator.store.snapshot import SnapshotStore
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-SHARES = {"Account": 10, "Contact": 25, "Opportunity": 20, "OpportunityLineItem": 20, "Case": 15, "Task": 10}
-PREFIX = {"Account": "001", "Contact": "003", "Opportunity": "006", "OpportunityLineItem": "00k",
-          "Case": "500", "Task": "00T"}
+from conftest import ca_session  # noqa: E402
 
+from replicator.backup.run import BackupRequest, run_backup  # noqa: E402
+from replicator.config import load_config  # noqa: E402
+from replicator.restore.job import RestoreRequest, run_restore  # noqa: E402
+from replicator.restore.replicate import ReplicateRequest, replicate  # noqa: E402
+from sfemu.launch import start_emulator, wait_ready  # noqa: E402
 
-def ids(sobject: str, n: int, run: str) -> list[str]:
-    """Source Ids shaped like Salesforce's (not in the org: records of a backup deleted since)."""
-    return [f"{PREFIX[sobject]}{run}{i:011d}AAA" for i in range(n)]
+HIERARCHY = {"Account": 0.1, "Contact": 0.3, "Opportunity": 0.2, "OpportunityLineItem": 0.2, "Case": 0.1,
+             "Task": 0.1}
+REPLICATED = {"Account": 0.1, "Contact": 0.4, "Opportunity": 0.3, "Case": 0.2}
 
 
-def batches(columns: dict[str, list[Any]]) -> Callable[[], Iterator[pa.RecordBatch]]:
-    table = pa.table(columns)
-    return lambda: iter(table.to_batches(max_chunksize=5_000))
+class Org:
+    """A logged-in REST session to one emulator (set-up and clean-up calls, not measured)."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info, self.http = info, ca_session(info["ca_path"])
+        token = self.http.post(f"{info['base_url']}/services/oauth2/token", data={
+            "grant_type": "password", "client_id": info["client_id"], "client_secret": info["client_secret"],
+            "username": info["username"], "password": info["password"]}, timeout=60).json()
+        self.base = f"{token['instance_url']}/services/data/v62.0/"
+        self.http.headers["Authorization"] = f"Bearer {token['access_token']}"
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, self.base + path, timeout=600, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def ids(self, obj: str) -> list[str]:
+        found, page = [], self.call("GET", "query", params={"q": f"SELECT Id FROM {obj}"})
+        while True:
+            found += [r["Id"] for r in page["records"]]
+            if page.get("done", True):
+                return found
+            page = self.call("GET", page["nextRecordsUrl"].split("/v62.0/", 1)[1])
+
+    def delete_all(self, obj: str) -> None:
+        ids = self.ids(obj)
+        for at in range(0, len(ids), 200):
+            self.call("DELETE", "composite/sobjects", params={"ids": ",".join(ids[at:at + 200]),
+                                                               "allOrNone": "false"})
+
+    def validation_rules_off(self) -> None:
+        rules = self.call("GET", "tooling/query", params={"q": "SELECT Id FROM ValidationRule"})["records"]
+        for rule in rules:
+            meta = self.call("GET", f"tooling/sobjects/ValidationRule/{rule['Id']}")["Metadata"]
+            self.call("PATCH", f"tooling/sobjects/ValidationRule/{rule['Id']}",
+                      json={"Metadata": {**meta, "active": False}})
 
 
-def plan(total: int, run: str, pricebook_entry: str) -> LoadPlan:
-    n = {name: total * share // 100 for name, share in SHARES.items()}
-    acc, con, opp = ids("Account", n["Account"], run), ids("Contact", n["Contact"], run), ids(
-        "Opportunity", n["Opportunity"], run)
-    steps = (
-        ObjectStep("Account", ("Name", "Industry", "ParentId"),
-                   (Reference("ParentId", ("Account",), deferred=True),),
-                   inserts=batches({"Id": acc, "Name": [f"Bench {run} {i}" for i in range(len(acc))],
-                                    "Industry": ["Energy"] * len(acc),
-                                    "ParentId": [acc[i - 1] if i % 10 == 9 else None
-                                                 for i in range(len(acc))]}),
-                   insert_count=len(acc)),
-        ObjectStep("Contact", ("LastName", "Email", "AccountId"), (Reference("AccountId", ("Account",)),),
-                   inserts=batches({"Id": con, "LastName": [f"Person {i}" for i in range(len(con))],
-                                    "Email": [f"p{i}@example.com" for i in range(len(con))],
-                                    "AccountId": [acc[i % len(acc)] for i in range(len(con))]}),
-                   insert_count=len(con)),
-        ObjectStep("Opportunity", ("Name", "StageName", "CloseDate", "Amount", "AccountId"),
-                   (Reference("AccountId", ("Account",)),),
-                   inserts=batches({"Id": opp, "Name": [f"Deal {i}" for i in range(len(opp))],
-                                    "StageName": ["Prospecting"] * len(opp),
-                                    "CloseDate": pa.array([20_000] * len(opp), pa.date32()),
-                                    "Amount": [1000.0 + i for i in range(len(opp))],
-                                    "AccountId": [acc[i % len(acc)] for i in range(len(opp))]}),
-                   insert_count=len(opp)),
-        _leaf("OpportunityLineItem", n, run, ("OpportunityId", "PricebookEntryId", "Quantity", "UnitPrice"),
-              (Reference("OpportunityId", ("Opportunity",), required=True),),
-              lambda i: {"OpportunityId": opp[i % len(opp)], "PricebookEntryId": pricebook_entry,
-                         "Quantity": 2.0, "UnitPrice": 50.0}),
-        _leaf("Case", n, run, ("Subject", "Status", "Origin", "AccountId", "ContactId"),
-              (Reference("AccountId", ("Account",)), Reference("ContactId", ("Contact",))),
-              lambda i: {"Subject": f"Case {i}", "Status": "New", "Origin": "Web",
-                         "AccountId": acc[i % len(acc)], "ContactId": con[i % len(con)]}),
-        _leaf("Task", n, run, ("Subject", "Status", "Priority", "WhatId", "WhoId"),
-              (Reference("WhatId", ("Opportunity", "Account")), Reference("WhoId", ("Contact", "Lead"))),
-              lambda i: {"Subject": f"Call {i}", "Status": "Not Started", "Priority": "Normal",
-                         "WhatId": opp[i % len(opp)], "WhoId": con[i % len(con)]}),
-    )
-    return LoadPlan("bench", steps)
+def counts(total: int, shares: dict[str, float]) -> dict[str, int]:
+    return {obj: int(total * share) for obj, share in shares.items()}
 
 
-def _leaf(sobject: str, n: dict[str, int], run: str, fields: tuple[str, ...], refs: tuple[Reference, ...],
-          row: Callable[[int], dict[str, Any]]) -> ObjectStep:
-    count = n[sobject]
-    rows = [row(i) for i in range(count)]
-    columns = {"Id": ids(sobject, count, run), **{f: [r[f] for r in rows] for f in fields}}
-    return ObjectStep(sobject, fields, refs, inserts=batches(columns), insert_count=count)
+def bench_restore(total: int) -> dict[str, Any]:
+    root = workdir()
+    sizes = counts(total, HIERARCHY)
+    process, info = emulator(root, sizes)
+    try:
+        path = config(root, info, list(sizes))
+        run_backup(load_config(path), BackupRequest("bench"))
+        org = Org(info)
+        org.validation_rules_off()
+        for obj in reversed(list(sizes)):
+            org.delete_all(obj)
+        org.http.post(info["control_url"].rstrip("/") + "/recyclebin/empty", json={}, timeout=600)
+        started = time.monotonic()
+        result = run_restore(load_config(path), RestoreRequest(object="Account", where="IsDeleted = false",
+                                                               with_related="children"))
+        seconds = time.monotonic() - started
+        records = sum(c.get("inserted", 0) + c.get("undeleted", 0) + c.get("updated", 0)
+                      for c in result.counts.values())
+        return {"records": records, "seconds": seconds, "api_calls": result.api_calls,
+                "failed": len(result.failures)}
+    finally:
+        stop(process)
+        shutil.rmtree(root, ignore_errors=True)
 
 
-def control(info: dict[str, Any], path: str) -> Any:
-    http = requests.Session()
-    http.trust_env = False
-    http.verify = info["ca_path"]
-    return http.get(f"{info['control_url']}/{path}", timeout=120).json()
-
-
-def measure(client: OrgClient, info: dict[str, Any], store: SnapshotStore, journal: AutomationJournal,
-            total: int, run: str, entry: str) -> tuple[float, int]:
-    """(records per second, API calls counted by the emulator) of one load with automations off."""
-    the_plan = plan(total, run, entry)
-    predicted = price(the_plan).calls
-    outcomes: list[Any] = []
-    with switched_off(client, journal):
-        since = control(info, "ledger")["last_seq"]
-        started = time.perf_counter()
-        result = load(client, the_plan, StoreIdMap(store.db, "bench"), record=outcomes.extend)
-        seconds = time.perf_counter() - started
-        counted = control(info, f"ledger?since={since}")["summary"]["counted"]
-    failed = [o for o in outcomes if o.status == "failed"]
-    if failed:
-        raise SystemExit(f"{len(failed)} records failed, e.g. {failed[0]}")
-    if not counted == predicted == result.api_calls:
-        raise SystemExit(f"predicted {predicted} calls, the emulator counted {counted}, "
-                         f"the loader {result.api_calls}")
-    return total / seconds, counted
+def bench_replicate(total: int) -> dict[str, Any]:
+    root = workdir()
+    sizes = counts(total, REPLICATED)
+    process, info = emulator(root, sizes)
+    sandbox_state = root / "sandbox"
+    sandbox, ready = start_emulator(sandbox_state, 0, 50, 7, ["--org-type", "sandbox", "--no-files",
+                                                             "--api-limit", "100000000"])
+    try:
+        target = wait_ready(sandbox, ready, sandbox_state / "emulator.log", timeout=600)
+        path = config(root, info, list(sizes))
+        with path.open("a") as text:
+            text.write(f'[orgs.sandbox]\nlogin_url = "{target["base_url"]}"\nauth = "password"\n'
+                       f'username = "{target["username"]}"\npassword_env = "BENCH_SANDBOX_PASSWORD"\n'
+                       f'client_id = "{target["client_id"]}"\nclient_secret_env = "BENCH_SANDBOX_SECRET"\n'
+                       f'ca_bundle = "{target["ca_path"]}"\n')
+        os.environ["BENCH_SANDBOX_PASSWORD"], os.environ["BENCH_SANDBOX_SECRET"] = \
+            target["password"], target["client_secret"]
+        run_backup(load_config(path), BackupRequest("bench"))
+        Org(target).validation_rules_off()
+        started = time.monotonic()
+        result = replicate(load_config(path), ReplicateRequest(to_org="sandbox"))
+        seconds = time.monotonic() - started
+        records = sum(c.get("inserted", 0) for c in result.counts.values())
+        return {"records": records, "seconds": seconds, "api_calls": result.api_calls,
+                "failed": len(result.failures)}
+    finally:
+        stop(sandbox)
+        stop(process)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:
-    from sfemu.launch import start_emulator, stop, wait_ready
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=10_000)
-    parser.add_argument("--replicate", type=int, default=100_000)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="restore-bench-") as tmp:
-        root = Path(tmp)
-        process, ready = start_emulator(root / "state", 0, 200, 42,
-                                        ["--no-files", "--org-type", "sandbox", "--api-limit", "100000000"])
-        try:
-            info = wait_ready(process, ready, root / "state" / "emulator.log", timeout=600)
-            settings = OrgSettings(name="bench", login_url=info["base_url"], api_version="62.0",
-                                   ca_bundle=Path(info["ca_path"]), auth=PasswordAuth(
-                                       username=info["username"], password=Secret("BENCH", info["password"]),
-                                       client_id=info["client_id"],
-                                       client_secret=Secret("BENCH_SECRET", info["client_secret"])))
-            client = OrgClient(settings)
-            entries = client.query_pages("SELECT Id FROM PricebookEntry WHERE IsActive = true LIMIT 1")
-            entry = next(entries)[0]["Id"]
-            journal = AutomationJournal(root / "automations", "bench")
-            with SnapshotStore(root / "store.duckdb") as store:
-                rate, calls = measure(client, info, store, journal, args.records, "1", entry)
-                big_rate, big_calls = measure(client, info, store, journal, args.replicate, "2", entry)
-        finally:
-            stop(process)
-    print(f"restore records={args.records} records_per_s={rate:.0f} api_calls={calls} "
-          f"records_per_call={args.records / calls:.0f} replicate_records={args.replicate} "
-          f"replicate_records_per_s={big_rate:.0f} replicate_api_calls={big_calls} "
-          f"replicate_records_per_call={args.replicate / big_calls:.0f}")
+    hierarchy = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    copied = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
+    r = bench_restore(hierarchy)
+    p = bench_replicate(copied)
+    print(line("restore", records=r["records"], seconds=r["seconds"],
+               records_per_s=round(r["records"] / r["seconds"]), api_calls=r["api_calls"],
+               records_per_call=r["records"] / max(r["api_calls"], 1), failed=r["failed"],
+               replicate_records=p["records"], replicate_seconds=p["seconds"],
+               replicate_records_per_s=round(p["records"] / p["seconds"]), replicate_api_calls=p["api_calls"],
+               replicate_failed=p["failed"]))
 
 
 if __name__ == "__main__":
