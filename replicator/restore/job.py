@@ -185,7 +185,7 @@ def build(store: SnapshotStore, config: Config, request: RestoreRequest,
 def _planner(store: SnapshotStore, config: Config, client: OrgClient, run_id: int, target: str) -> Planner:
     snapshot = Snapshot(store, store.reads.as_of_ts(run_id))
     return Planner(snapshot, client, StoreIdMap(store.db, target), target, Selection(),
-                   Repository(config.storage.path).blobs(config.storage.blob_key_env))
+                   Repository.for_storage(config.storage).blobs(config.storage.blob_key_env))
 
 
 def _add_records(planner: Planner, records: dict[str, list[str]]) -> None:
@@ -208,7 +208,7 @@ def _save(plan: RestorePlan, store: SnapshotStore, out: Path) -> None:
 
 def plan_restore(config: Config, request: RestoreRequest) -> RestorePlan:
     """Everything a restore would do and cost; nothing is written to the org or the store."""
-    with Repository(config.storage.path).open_read() as store:
+    with Repository.for_storage(config.storage).open_read() as store:
         plan, _ = build(store, config, request)
         if request.out is not None:
             _save(plan, store, request.out)
@@ -261,7 +261,7 @@ def run_restore(config: Config, request: RestoreRequest, progress: Progress | No
 
     The plan is built on the store opened read-only: bad input is refused before the store is
     opened for writing, so it leaves the store file as it was."""
-    repository = Repository(config.storage.path)
+    repository = Repository.for_storage(config.storage)
     with repository.open_read() as store:
         plan, client = build(store, config, request)
     with repository.open_write("restore") as store:
@@ -271,7 +271,7 @@ def run_restore(config: Config, request: RestoreRequest, progress: Progress | No
 
 def retry_restore(config: Config, restore_id: int, progress: Progress | None = None) -> RestoreResult:
     """Restore again only the records restore `restore_id` failed, with the same run and target."""
-    repository = Repository(config.storage.path)
+    repository = Repository.for_storage(config.storage)
     with repository.open_read() as store:
         ledger = RestoresLedger(store.db)
         entry = ledger.entry(restore_id)

@@ -55,7 +55,7 @@ class RestoresResult(JobResult):
 
 def restores_ledger(config: Config, request: RestoresRequest) -> RestoresResult:
     """The ledger (or one restore with its records)."""
-    with Repository(config.storage.path).open_read() as store:
+    with Repository.for_storage(config.storage).open_read() as store:
         ledger = RestoresLedger(store.db)
         if request.restore_id is None:
             return RestoresResult(ledger.entries())
