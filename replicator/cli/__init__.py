@@ -22,6 +22,7 @@ from replicator.cli.export import diff_cmd, export_cmd, exports_cmd
 from replicator.cli.output import CONTEXT_SETTINGS, JSON_KEY, fail
 from replicator.cli.query import history, sql
 from replicator.cli.runs import runs
+from replicator.cli.seed import seed, seeds
 from replicator.config import CONFIG_ENV, DEFAULT_CONFIG
 from replicator.errors import ReplicatorError
 
@@ -67,7 +68,7 @@ def cli(ctx: click.Context, config_path: Path) -> None:
 
 
 for command in (config, catalog, backup, runs, sql, history, demo, check_cmd, export_cmd, diff_cmd,
-                exports_cmd):
+                exports_cmd, seed, seeds):
     cli.add_command(command)
 
 

@@ -86,6 +86,7 @@ class _Loader:
         for o in outcomes:
             key = "failed" if o.status == "failed" else "skipped" if o.status == "skipped" else {
                 "insert": "inserted", "update": "updated", "undelete": "undeleted", "relink": "relinked",
+                "delete": "deleted",
             }[o.action]
             self.counts[o.sobject][key] += 1
         if outcomes:
@@ -104,7 +105,9 @@ class _Loader:
         outcomes = []
         for source, target, answer in zip(source_ids, target_ids, answers, strict=True):
             if answer.get("success"):
-                outcomes.append(Outcome(step.sobject, source, answer.get("id") or target, action, "ok"))
+                # an upsert that found its key updated the existing record instead of inserting
+                done: Action = "update" if action == "insert" and answer.get("created") is False else action
+                outcomes.append(Outcome(step.sobject, source, answer.get("id") or target, done, "ok"))
             else:
                 error = (answer.get("errors") or [{}])[0]
                 outcomes.append(Outcome(step.sobject, source, target, action, "failed",
@@ -162,10 +165,15 @@ class _Loader:
                 outcomes[at] = Outcome(step.sobject, originals[at]["Id"], None, "insert", "failed",
                                        "BODY_UNAVAILABLE", f"file body not available: {exc}")
         sent = self._results(step, "insert", [originals[i]["Id"] for i in positions], [None] * len(positions),
-                             lambda: self.client.create_records(records)) if records else []
+                             lambda: self._send(step, records)) if records else []
         for at, outcome in zip(positions, sent, strict=True):
             outcomes[at] = outcome
         return [o for o in outcomes if o is not None]
+
+    def _send(self, step: ObjectStep, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if step.upsert_key:
+            return self.client.upsert_records(step.sobject, step.upsert_key, records)
+        return self.client.create_records(records)
 
     def _map_documents(self, made: list[tuple[Outcome, dict[str, Any]]]) -> None:
         """The ContentDocuments the new versions created, mapped from the source documents."""
