@@ -21,6 +21,7 @@ BLOBS = "blobs"
 BLOB_KEY = "blob.key"
 JOBS = "jobs"
 RUNS = "runs"
+AUDIT = "audit.jsonl"
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,8 @@ class Layout:
     def run_folder(self, run_id: int) -> Path:
         """One run's working folder (raw staged rows; removed when the run ends)."""
         return self.runs / str(run_id)
+
+    @property
+    def audit(self) -> Path:
+        """The append-only, hash-chained audit log (store.audit_log)."""
+        return self.root / AUDIT

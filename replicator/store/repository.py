@@ -13,7 +13,10 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+from replicator.config import Secret, StorageSettings
 from replicator.errors import ConfigProblem, NotFound
+from replicator.store import encryption
+from replicator.store.audit_log import AuditLog
 from replicator.store.blobs import BlobStore
 from replicator.store.database import Database, StoreInUse
 from replicator.store.layout import Layout
@@ -37,8 +40,15 @@ class ForeignFolder(ConfigProblem):
 class Repository:
     """One storage folder: its history store, blobs, job states and run folders."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, key: Secret | None = None) -> None:
+        """`key`: the snapshot store's encryption key (store.encryption), None for a plain store."""
         self.layout = Layout(Path(root))
+        self.key = key
+
+    @classmethod
+    def for_storage(cls, storage: StorageSettings) -> Repository:
+        """The configured storage folder, with its store's key when one is configured."""
+        return cls(storage.path, storage.store_key())
 
     def has_backups(self) -> bool:
         """True once a backup created the store (even if no run has committed yet)."""
@@ -64,7 +74,7 @@ class Repository:
         this limit)."""
         self._require_backups()
         try:
-            return SnapshotStore(self.layout.database, read_only=True, sealed=sealed)
+            return SnapshotStore(self.layout.database, read_only=True, sealed=sealed, key=self.key)
         except StoreInUse:
             holder = holder_of(self.layout)
             if not holder:
@@ -84,7 +94,7 @@ class Repository:
         self._claim()
         lock = WriterLock.acquire(self.layout, what, job)
         try:
-            return SnapshotStore(self.layout.database, lock=lock)
+            return SnapshotStore(self.layout.database, lock=lock, key=self.key)
         except BaseException:
             lock.release()
             raise
@@ -98,16 +108,34 @@ class Repository:
             return
         if root.exists() and not root.is_dir():
             raise ForeignFolder(f"the storage path {root} is a file, not a folder", key="storage.path")
-        entries = sorted(entry.name for entry in root.iterdir()) if root.is_dir() else []
+        # The audit log records every command, even those before the first backup: it is ours.
+        entries = sorted(entry.name for entry in root.iterdir()
+                         if entry != self.layout.audit) if root.is_dir() else []
         if entries:
             if not self.layout.database.is_file():
                 shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
                 raise ForeignFolder(
                     f"the storage folder {root} already holds files that are not a Replicator store "
                     f"({shown}): choose an empty or new folder for storage.path", key="storage.path")
-            Database(self.layout.database, read_only=True, memory_limit="64MB", lock=None).close()
+            Database(self.layout.database, read_only=True, memory_limit="64MB", lock=None,
+                     key=self.key).close()
         root.mkdir(parents=True, exist_ok=True)
         self.layout.marker.write_text(MARKER_TEXT, encoding="utf-8")
+
+    def is_encrypted(self) -> bool:
+        """Whether the store is encrypted (NoBackups before the first backup)."""
+        self._require_backups()
+        return encryption.is_encrypted(self.layout.database)
+
+    def rekey(self, new_key: Secret | None) -> None:
+        """Rewrite the store under `new_key` (None: plain) atomically, holding the writer lock
+        (store.encryption.rekey); the repository's key must open the store as it is now."""
+        self._require_backups()
+        lock = WriterLock.acquire(self.layout, "store re-encryption")
+        try:
+            encryption.rekey(self.layout.database, self.key, new_key)
+        finally:
+            lock.release()
 
     def blobs(self, key_env: str | None = None, environ: Mapping[str, str] | None = None) -> BlobStore:
         """The encrypted file bodies, keyed as configured (see store.blobs.load_key)."""
@@ -117,6 +145,10 @@ class Repository:
         """The blob store without its key: enough to ask which blobs exist, never to read one (and it
         never creates a key file, so a read-only check leaves the folder as it was)."""
         return BlobStore(self.layout.blobs, None)
+
+    def audit_log(self) -> AuditLog:
+        """The folder's audit log (a file beside the store, whatever the store is: see store.audit_log)."""
+        return AuditLog(self.layout.audit)
 
     def job_state(self, job: str) -> Path:
         """Where a job keeps its plan and watermarks between runs (the folder is created)."""
