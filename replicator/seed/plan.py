@@ -19,6 +19,7 @@ from replicator.errors import InvalidInput
 from replicator.salesforce import soql
 from replicator.salesforce.client import OrgClient, OrgError
 from replicator.seed.masking import KEYLESS, Masker, MaskingProblem, MaskRule, parse_rule, personal_kind
+from replicator.seed.order import RequiredCycle, load_order
 from replicator.seed.subset import WORK, ParentLink, Selection
 from replicator.seed.template import Template, TemplateProblem
 from replicator.sinks.salesforce.clean import delete_calls
@@ -271,55 +272,19 @@ class _Builder:
 
     # --- order and steps ------------------------------------------------------------------------
 
-    def references(self, obj: str, objects: set[str]) -> list[Reference]:
+    def references(self, obj: str) -> list[Reference]:
         return [Reference(name, tuple(f.get("referenceTo") or ()), required=not f.get("nillable", True))
                 for name, f in self.sendable(obj).items() if f.get("type") == "reference"]
 
     def order(self, objects: list[str]) -> tuple[list[str], set[tuple[str, str]]]:
         """Parents first; self lookups and one nillable lookup per cycle deferred (set by a second pass)."""
         present = set(objects)
-        edges = {o: [(r.field, t, r.required) for r in self.references(o, present) for t in r.targets
-                     if t in present] for o in objects}
-        deferred = {(o, f) for o, es in edges.items() for f, t, _ in es if t == o}
-        for o, f in deferred:
-            if any(req for ff, _, req in edges[o] if ff == f):
-                raise self.fail(f"objects.{o}", f"{o}.{f} is a required lookup to its own object: "
-                                "no record could be inserted first")
-        while True:
-            done: list[str] = []
-            left = set(objects)
-            while left:
-                ready = sorted(o for o in left if all(t not in left or t == o or (o, f) in deferred
-                                                      for f, t, _ in edges[o]))
-                if not ready:
-                    break
-                done.extend(ready)
-                left -= set(ready)
-            if not left:
-                return done, deferred
-            cycle = self._cycle(left, edges, deferred)
-            breakable = [(o, f) for o, f, req in cycle if not req]
-            if not breakable:
-                path = " -> ".join(f"{o}.{f}" for o, f, _ in cycle)
-                raise self.fail("root", f"a cycle of required references ({path}): no record of it "
-                                "could be inserted first")
-            deferred.add(breakable[0])
-
-    @staticmethod
-    def _cycle(left: set[str], edges: dict[str, list[tuple[str, str, bool]]],
-               deferred: set[tuple[str, str]]) -> list[tuple[str, str, bool]]:
-        start = sorted(left)[0]
-        path: list[tuple[str, str, bool]] = []
-        seen = {start: 0}
-        node = start
-        while True:
-            nxt = next((f, t, req) for f, t, req in edges[node] if t in left and t != node
-                       and (node, f) not in deferred)
-            path.append((node, nxt[0], nxt[2]))
-            if nxt[1] in seen:
-                return path[seen[nxt[1]]:]
-            seen[nxt[1]] = len(path)
-            node = nxt[1]
+        edges = {o: [(r.field, t, r.required) for r in self.references(o) for t in r.targets if t in present]
+                 for o in objects}
+        try:
+            return load_order(edges)
+        except RequiredCycle as exc:
+            raise self.fail("root", str(exc)) from None
 
     def steps(self, order: list[str],
               deferred: set[tuple[str, str]]) -> tuple[list[ObjectStep], list[ObjectPlan]]:
@@ -328,7 +293,7 @@ class _Builder:
         for obj in order:
             fields = self.sendable(obj)
             refs = tuple(Reference(r.field, r.targets, r.required, (obj, r.field) in deferred)
-                         for r in self.references(obj, present))
+                         for r in self.references(obj))
             key = self.upsert_key(obj, fields)
             masks = self.masks(obj, fields)
             view = ObjectPlan(obj, 0, upsert_key=key, masked={k: m.describe() for k, m in masks.items()},

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from replicator.seed.masking import Masker, MaskingProblem, MaskRule, parse_rule, personal_kind
+from replicator.seed.order import RequiredCycle, load_order
 from replicator.seed.template import TemplateProblem, load_template, shipped_folder, template_names
 
 TODAY = dt.date(2026, 12, 4)
@@ -121,3 +122,23 @@ def test_personal_fields_are_recognised_from_describe() -> None:
     assert personal_kind("MailingStreet", "textarea") == "street"
     assert personal_kind("Birthdate", "date") == "date_shift"
     assert personal_kind("Industry", "picklist") is None
+
+
+def test_load_order_defers_self_lookups_and_breaks_cycles_on_a_nillable_lookup() -> None:
+    edges = {"Account": [("ParentId", "Account", False)],
+             "Contact": [("AccountId", "Account", False), ("ReportsToId", "Contact", False)],
+             "Region__c": [("Primary_Office__c", "Office__c", False)],
+             "Office__c": [("Region__c", "Region__c", True)],
+             "Task": [("WhatId", "Account", False), ("WhoId", "Contact", False)]}
+    order, deferred = load_order(edges)
+    assert deferred == {("Account", "ParentId"), ("Contact", "ReportsToId"),
+                        ("Region__c", "Primary_Office__c")}
+    assert order.index("Account") < order.index("Contact") < order.index("Task")
+    assert order.index("Region__c") < order.index("Office__c")
+
+
+def test_a_cycle_of_required_lookups_is_refused() -> None:
+    with pytest.raises(RequiredCycle, match=r"a cycle of required references \(A__c.B__c -> B__c.A__c\)"):
+        load_order({"A__c": [("B__c", "B__c", True)], "B__c": [("A__c", "A__c", True)]})
+    with pytest.raises(RequiredCycle, match=r"Node__c\.Parent__c is a required lookup to its own object"):
+        load_order({"Node__c": [("Parent__c", "Node__c", True)]})
