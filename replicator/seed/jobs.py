@@ -188,14 +188,16 @@ def seed_plan(config: Config, request: SeedRequest) -> SeedPlanResult:
 class _Recorder:
     """Outcomes to the ledger, counters and progress kept current as chunks complete."""
 
-    def __init__(self, ledger: SeedsLedger, seed_id: int, total: int) -> None:
-        self.ledger, self.seed_id, self.total = ledger, seed_id, max(total, 1)
+    def __init__(self, ledger: SeedsLedger, seed_id: int, total: int, id_map: StoreIdMap) -> None:
+        self.ledger, self.seed_id, self.total, self.id_map = ledger, seed_id, max(total, 1), id_map
         self.c = {"insert_success_records": 0, "insert_fail_records": 0, "delete_success_records": 0,
                   "delete_fail_records": 0, "duplicated_records": 0}
         self.done = 0
 
     def __call__(self, outcomes: Sequence[Outcome]) -> None:
         self.ledger.outcomes(self.seed_id, outcomes)
+        self.id_map.forget([o.target_id for o in outcomes if o.action == "delete" and o.status == "ok"
+                            and o.target_id])
         for o in outcomes:
             if o.action == "delete":
                 self.c["delete_success_records" if o.status == "ok" else "delete_fail_records"] += 1
@@ -223,8 +225,9 @@ def seed_run(config: Config, request: SeedRequest, progress: Progress | None = N
                                run_id=prepared.run_id, disable_automations=request.disable_automations,
                                automations={"only": list(request.only)} if request.only else None,
                                totals=totals)
+        stored = StoreIdMap(store.db, request.to_org)
         record = _Recorder(ledger, seed_id, totals["insert"] + totals["delete"]
-                           + sum(o.skipped for o in prepared.objects))
+                           + sum(o.skipped for o in prepared.objects), stored)
         calls = 0
         try:
             with ExitStack() as stack:
@@ -233,7 +236,7 @@ def seed_run(config: Config, request: SeedRequest, progress: Progress | None = N
                 if prepared.deletes:
                     progress.phase("delete", totals["delete"])
                     calls += clean(client, prepared.deletes, record).api_calls
-                id_map = _SeedIdMap(StoreIdMap(store.db, request.to_org), prepared.matched)
+                id_map = _SeedIdMap(stored, prepared.matched)
                 result = load(client, prepared.load, id_map, progress=progress, record=record)
                 calls += result.api_calls
         except (ReplicatorError, OSError) as exc:

@@ -64,6 +64,7 @@ class SeedsLedger:
         self.db.require_writable()
         for ddl in DDL:
             self.db.execute(ddl)
+        self._mark_abandoned()
         seed_id = int(self.db.execute("SELECT coalesce(max(id), 0) + 1 FROM main.seeds").fetchone()[0])
         at = now()
         self.db.execute(
@@ -76,6 +77,11 @@ class SeedsLedger:
              totals.get("insert", 0), totals.get("delete", 0), totals.get("duplicated", 0), at, at])
         self._write_file(seed_id)
         return seed_id
+
+    def _mark_abandoned(self) -> None:
+        """RUNNING seeds whose process died: only the writer-lock holder seeds, and it is us."""
+        for (seed_id,) in self.db.execute("SELECT id FROM main.seeds WHERE status = 'RUNNING'").fetchall():
+            self.finish(seed_id, "ABORTED", "the process running the seed ended before it finished")
 
     def outcomes(self, seed_id: int, outcomes: Sequence[Any]) -> None:
         """Keep every record's fate (the loader's Outcome records: sobject, ids, action, status, error)."""
@@ -93,7 +99,8 @@ class SeedsLedger:
 
     def finish(self, seed_id: int, status: str, message: str | None = None) -> None:
         self.db.execute("UPDATE main.seeds SET status = ?, message = ?, finished_at = ?, "
-                        "progress = CASE WHEN ? = 'FAILED' THEN progress ELSE 100 END WHERE id = ?",
+                        "progress = CASE WHEN ? IN ('FAILED', 'ABORTED') THEN progress ELSE 100 END "
+                        "WHERE id = ?",
                         [status, message, now(), status, seed_id])
         self._write_file(seed_id)
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,9 +321,15 @@ def test_bad_templates_get_one_line_naming_file_and_key(orgs: dict[str, Org], co
     assert not orgs["dev"].writes_since(since) and _ledger_len(config_path) == before
 
 
-def test_cli_plans_and_refuses_in_one_line(orgs: dict[str, Org], config_path: Path) -> None:
+def cli(config_path: Path) -> tuple[list[str], dict[str, str]]:
+    """The command line (a child process, as a user runs it) and its environment."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    base = [sys.executable, "-c", "from replicator.cli import main; main()", "--config", str(config_path)]
+    command = [sys.executable, "-c", "from replicator.cli import main; main()", "--config", str(config_path)]
+    return command, env
+
+
+def test_cli_plans_and_refuses_in_one_line(orgs: dict[str, Org], config_path: Path) -> None:
+    base, env = cli(config_path)
     plan = subprocess.run([*base, "seed", "plan", "accounts_360", "--to-org", "dev", "--json"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert plan.returncode == 0, plan.stderr
@@ -360,3 +368,44 @@ def test_circular_lookups_land_through_the_second_pass(orgs: dict[str, Org], con
             if obj == "Region__c" and src[field]:
                 cycles += offices[target[field]]["Region__c"] == target["Id"]
     assert cycles >= 1  # a region and its primary office point at each other in the sandbox
+
+
+def test_a_seed_killed_mid_load_is_aborted_and_an_incremental_rerun_finishes_it(
+        orgs: dict[str, Org], config_path: Path) -> None:
+    dev = orgs["dev"]
+    base, env = cli(config_path)
+    status = Path(load_config(config_path).storage.path) / "seeds"
+    before = {p.name for p in status.glob("*.json")}
+    dev.control("PUT", "faults", {"slow_ms": 300})
+    try:
+        proc = subprocess.Popen([*base, "seed", "run", "accounts_360", "--to-org", "dev", "--method",
+                                 "clean_and_insert", "--json"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline, running = time.monotonic() + 240, None
+        while time.monotonic() < deadline and running is None:
+            for path in set(status.glob("*.json")) - {status / n for n in before}:
+                data = json.loads(path.read_text(encoding="utf-8") or "{}")
+                if data.get("insert_success_records", 0) > 0:
+                    running = data
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        dev.control("PUT", "faults", {})
+    assert running is not None and running["status"] == "RUNNING"
+    shown = subprocess.run([*base, "seeds", "show", str(running["id"]), "--json"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert json.loads(shown.stdout)["status"] == "RUNNING"  # until the next seed looks
+
+    rerun = seed_run(load_config(config_path), request(method="incremental"))
+    assert rerun.seed["status"] == "COMPLETED" and rerun.seed["duplicated_records"] > 0
+    assert seeds(load_config(config_path), SeedsRequest(running["id"])).seeds[0]["status"] == "ABORTED"
+    seeded = id_map(config_path, "dev")
+    plan = {o.object: o for o in seed_plan(load_config(config_path), request(method="incremental")).objects}
+    for obj in ("Account", "Contact", "Opportunity", "Case"):
+        copies = {t for s, (o, t) in seeded.items() if o == obj}
+        assert set(dev.dump(obj)) == copies and plan[obj].records == 0, obj  # each record once, none left
+    contacts, source = dev.dump("Contact"), store_rows(config_path, "Contact")
+    for src_id, (o, tgt_id) in seeded.items():
+        if o == "Contact" and src_id in source:
+            assert contacts[tgt_id]["AccountId"] == seeded[source[src_id]["AccountId"]][1]
