@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from replicator.store.database import Database, now
 
 __all__ = ["SEED_FIELDS", "SeedsLedger", "read_status_file"]
@@ -36,6 +38,7 @@ SEED_FIELDS = ("created_at", "delete_fail_records", "delete_success_records", "d
                "disable_automations", "duplicated_records", "finished_at", "id", "insert_fail_records",
                "insert_success_records", "progress", "seed_id", "seeding_method", "started_at", "status",
                "template", "total_delete_records", "total_insert_records")
+OUTCOME_FIELDS = ("sobject", "source_id", "target_id", "action", "status", "error_code", "error_message")
 COUNTERS = ("total_insert_records", "insert_success_records", "insert_fail_records", "total_delete_records",
             "delete_success_records", "delete_fail_records", "duplicated_records", "progress", "api_calls")
 
@@ -84,11 +87,20 @@ class SeedsLedger:
             self.finish(seed_id, "ABORTED", "the process running the seed ended before it finished")
 
     def outcomes(self, seed_id: int, outcomes: Sequence[Any]) -> None:
-        """Keep every record's fate (the loader's Outcome records: sobject, ids, action, status, error)."""
-        self.db.con.executemany(
-            "INSERT INTO main.seed_outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [[seed_id, o.sobject, o.source_id, o.target_id, o.action, o.status, o.error_code,
-              o.error_message] for o in outcomes])
+        """Keep every record's fate (the loader's Outcome records: sobject, ids, action, status, error).
+
+        One Arrow insert per chunk: DuckDB's executemany costs ~10 ms a row."""
+        if not outcomes:
+            return
+        table = pa.table({
+            "seed_id": pa.array([seed_id] * len(outcomes), pa.int32()),
+            **{name: pa.array([getattr(o, name) for o in outcomes], pa.string()) for name in OUTCOME_FIELDS},
+        })
+        self.db.con.register("_seed_outcomes", table)
+        try:
+            self.db.execute("INSERT INTO main.seed_outcomes SELECT * FROM _seed_outcomes")
+        finally:
+            self.db.con.unregister("_seed_outcomes")
 
     def update(self, seed_id: int, **counters: int) -> None:
         """New counter values (progress, successes, failures) while the seed runs."""
