@@ -20,8 +20,9 @@ from replicator.progress import Progress, Silent
 from replicator.result import JobResult
 from replicator.salesforce.client import OrgClient
 from replicator.seed.masking import Masker
-from replicator.seed.plan import ObjectPlan, Prepared, inspect_target, prepare
+from replicator.seed.plan import ObjectPlan, Prepared, TargetOrg, inspect_target, prepare
 from replicator.seed.template import (
+    Template,
     TemplateProblem,
     find_template,
     load_template,
@@ -164,25 +165,37 @@ def _org(config: Config, name: str) -> OrgClient:
     return OrgClient(config.orgs[name])
 
 
-def _prepare(config: Config, request: SeedRequest, store: SnapshotStore) -> tuple[Prepared, OrgClient]:
-    path = find_template(request.template, template_folders(config))
-    template = load_template(path, request.params)
-    run_id = resolve_run(store, request.run)
-    client = _org(config, request.to_org)
-    target = inspect_target(client, request.to_org)
-    return prepare(template, store, client, target, method=request.method, run_id=run_id,
-                   masker=Masker.from_environment(), allow_production=request.allow_production), client
+@dataclass
+class _Seed:
+    """A request made concrete: its checked template, the target org and the describes fetched once."""
+
+    config: Config
+    request: SeedRequest
+    template: Template
+    client: OrgClient
+    target: TargetOrg
+    describes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, config: Config, request: SeedRequest) -> _Seed:
+        template = load_template(find_template(request.template, template_folders(config)), request.params)
+        client = _org(config, request.to_org)
+        return cls(config, request, template, client, inspect_target(client, request.to_org))
+
+    def prepare(self, store: SnapshotStore) -> Prepared:
+        return prepare(self.template, store, self.client, self.target, method=self.request.method,
+                       run_id=resolve_run(store, self.request.run), masker=Masker.from_environment(),
+                       allow_production=self.request.allow_production, describes=self.describes)
 
 
 def seed_plan(config: Config, request: SeedRequest) -> SeedPlanResult:
     """What a seed would do and cost; writes nothing to the target, the store or the ledger."""
-    with Repository(config.storage.path).open_write("seed plan") as store:
-        prepared, _ = _prepare(config, request, store)
-        try:
-            return SeedPlanResult(prepared.template.name, request.to_org, request.method, prepared.run_id,
-                                  prepared.objects, prepared.api_calls, prepared.notes)
-        finally:
-            prepared.selection.close()
+    seed = _Seed.of(config, request)
+    with Repository(config.storage.path).open_read() as store:
+        prepared = seed.prepare(store)
+        prepared.selection.close()
+    return SeedPlanResult(prepared.template.name, request.to_org, request.method, prepared.run_id,
+                          prepared.objects, prepared.api_calls, prepared.notes)
 
 
 class _Recorder:
@@ -216,8 +229,12 @@ def seed_run(config: Config, request: SeedRequest, progress: Progress | None = N
              switch_off: Any = None) -> SeedRunResult:
     """Run a seed: clean (clean_and_insert), load through the loader, every outcome in the ledger."""
     progress = progress or Silent()
-    with Repository(config.storage.path).open_write("seed") as store:
-        prepared, client = _prepare(config, request, store)
+    seed = _Seed.of(config, request)
+    repository = Repository(config.storage.path)
+    with repository.open_read() as store:  # every refusal comes here, before anything is written
+        seed.prepare(store).selection.close()
+    with repository.open_write("seed") as store:
+        prepared, client = seed.prepare(store), seed.client
         ledger = SeedsLedger(store.db, seeds_folder(config))
         totals = {"insert": sum(o.records for o in prepared.objects),
                   "delete": sum(o.deletions for o in prepared.objects)}

@@ -98,9 +98,9 @@ class Prepared:
 class Describes:
     """The target's describe per object, fetched once; unknown objects are a template error."""
 
-    def __init__(self, client: OrgClient, template: Template) -> None:
+    def __init__(self, client: OrgClient, template: Template, cache: dict[str, dict[str, Any]]) -> None:
         self.client, self.template = client, template
-        self._cache: dict[str, dict[str, Any]] = {}
+        self._cache = cache
 
     def get(self, obj: str, key: str) -> dict[str, Any]:
         if obj not in self._cache:
@@ -129,11 +129,11 @@ def _same_user(source: str, target: str) -> bool:
 
 class _Builder:
     def __init__(self, template: Template, store: SnapshotStore, client: OrgClient, target: TargetOrg,
-                 method: str, run_id: int, masker: Masker) -> None:
+                 method: str, run_id: int, masker: Masker, describes: dict[str, dict[str, Any]]) -> None:
         self.t, self.store, self.client, self.target = template, store, client, target
         self.method, self.run_id, self.masker = method, run_id, masker
         self.file = template.path.name
-        self.describes = Describes(client, template)
+        self.describes = Describes(client, template, describes)
         self.in_store = set(store.reads.objects())
         self.selection = Selection(store, store.reads.as_of_ts(run_id), self.file)
         self.notes: list[str] = []
@@ -384,8 +384,10 @@ class _Builder:
 
 
 def prepare(template: Template, store: SnapshotStore, client: OrgClient, target: TargetOrg, *,
-            method: str, run_id: int, masker: Masker, allow_production: bool) -> Prepared:
-    """Check, choose, match, order and price a seed; nothing is written anywhere but the selection."""
+            method: str, run_id: int, masker: Masker, allow_production: bool,
+            describes: dict[str, dict[str, Any]] | None = None) -> Prepared:
+    """Check, choose, match, order and price a seed; nothing is written anywhere but the selection
+    (an in-memory database). `describes` caches the target's describes across calls."""
     if method not in METHODS:
         raise InvalidInput(f"seeding method {method!r} is not one of {', '.join(METHODS)}")
     if method == "clean_and_insert" and (not target.sandbox or target.full_copy):
@@ -395,7 +397,8 @@ def prepare(template: Template, store: SnapshotStore, client: OrgClient, target:
     if not target.sandbox and not allow_production:
         raise SeedRefused(f"{target.name} is a production org: seeding into production is refused unless "
                           f"explicitly allowed, and then capped at {PRODUCTION_CAP:,} records")
-    b = _Builder(template, store, client, target, method, run_id, masker)
+    b = _Builder(template, store, client, target, method, run_id, masker,
+                 {} if describes is None else describes)
     b.choose()
     objects = b.seeded()
     if not objects:

@@ -50,7 +50,7 @@ class Selection:
         attached = {r[0] for r in self.con.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
         if WORK in attached:
             self.con.execute(f"DETACH {WORK}")
-        self.con.execute(f"ATTACH ':memory:' AS {WORK}")
+        self.con.execute(f"ATTACH ':memory:' AS {WORK} (READ_WRITE)")  # also on a read-only store
         self.con.execute(f"CREATE TABLE {WORK}.ids (sobject VARCHAR NOT NULL, id VARCHAR NOT NULL)")
         self.con.execute(f"CREATE TABLE {WORK}.matched (source_id VARCHAR NOT NULL, target_id VARCHAR)")
 

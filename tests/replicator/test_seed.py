@@ -275,6 +275,13 @@ def _ledger_len(config_path: Path) -> int:
     return len(seeds(load_config(config_path), SeedsRequest()).seeds)
 
 
+def files(config_path: Path) -> dict[str, tuple[int, int]]:
+    """Every file of the storage folder with its size and modification time."""
+    root = Path(load_config(config_path).storage.path)
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
+            if p.is_file()}
+
+
 @pytest.mark.parametrize(("to_org", "method", "words"), [
     ("full", "clean_and_insert", "refused on a full copy sandbox"),
     ("prod", "clean_and_insert", "refused on a production org"),
@@ -282,11 +289,11 @@ def _ledger_len(config_path: Path) -> int:
 ])
 def test_refused_seeds_write_nothing(orgs: dict[str, Org], config_path: Path, to_org: str, method: str,
                                      words: str) -> None:
-    before, since = _ledger_len(config_path), orgs[to_org].last_seq()
+    before, since, disk = _ledger_len(config_path), orgs[to_org].last_seq(), files(config_path)
     with pytest.raises(SeedRefused, match=words):
         seed_run(load_config(config_path), request(to_org=to_org, method=method))
     assert not orgs[to_org].writes_since(since)
-    assert _ledger_len(config_path) == before
+    assert _ledger_len(config_path) == before and files(config_path) == disk
 
 
 BAD = {
@@ -313,12 +320,13 @@ def test_bad_templates_get_one_line_naming_file_and_key(orgs: dict[str, Org], co
     text, message = BAD[case]
     template = tmp_path / "broken.toml"
     template.write_text(text, encoding="utf-8")
-    before, since = _ledger_len(config_path), orgs["dev"].last_seq()
+    before, since, disk = _ledger_len(config_path), orgs["dev"].last_seq(), files(config_path)
     with pytest.raises(TemplateProblem) as caught:
         seed_run(load_config(config_path), request(template=str(template), method="upsert"))
     assert str(caught.value).startswith(f"broken.toml: {message}")
     assert "\n" not in str(caught.value)
     assert not orgs["dev"].writes_since(since) and _ledger_len(config_path) == before
+    assert files(config_path) == disk
 
 
 def cli(config_path: Path) -> tuple[list[str], dict[str, str]]:
