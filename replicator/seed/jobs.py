@@ -174,6 +174,7 @@ class _Seed:
     template: Template
     client: OrgClient
     target: TargetOrg
+    masker: Masker = field(default_factory=Masker.from_environment)  # one cache for every pass
     describes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -184,7 +185,7 @@ class _Seed:
 
     def prepare(self, store: SnapshotStore) -> Prepared:
         return prepare(self.template, store, self.client, self.target, method=self.request.method,
-                       run_id=resolve_run(store, self.request.run), masker=Masker.from_environment(),
+                       run_id=resolve_run(store, self.request.run), masker=self.masker,
                        allow_production=self.request.allow_production, describes=self.describes)
 
 
