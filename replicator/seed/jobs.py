@@ -213,6 +213,8 @@ class _Recorder:
         self.id_map.forget([o.target_id for o in outcomes if o.action == "delete" and o.status == "ok"
                             and o.target_id])
         for o in outcomes:
+            if o.action == "update" and o.source_id == o.target_id:
+                continue  # deferred lookups a killed seed left unset (the loader's updates carry target Ids)
             if o.action == "delete":
                 self.c["delete_success_records" if o.status == "ok" else "delete_fail_records"] += 1
             elif o.action in ("insert", "update"):

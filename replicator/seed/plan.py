@@ -23,7 +23,7 @@ from replicator.seed.order import RequiredCycle, load_order
 from replicator.seed.subset import WORK, ParentLink, Selection
 from replicator.seed.template import Template, TemplateProblem
 from replicator.sinks.salesforce.clean import delete_calls
-from replicator.sinks.salesforce.model import LoadPlan, ObjectStep, Reference
+from replicator.sinks.salesforce.model import CHANGED, LoadPlan, ObjectStep, Reference
 from replicator.sinks.salesforce.price import price
 from replicator.store.schema import quote
 from replicator.store.snapshot import SnapshotStore
@@ -37,6 +37,11 @@ PARTIAL_STORAGE_MB = 5120  # a sandbox with more data storage than a Partial Cop
 # pricebooks) or left empty; a lookup to a user nobody matched takes the running user.
 MATCHED_OBJECTS = frozenset({"User", "Group", "RecordType", "Pricebook2", "Profile", "UserRole",
                              "Organization", "BusinessHours"})
+# Outcomes (SQL) that wrote a record `t` (mapped by `m`), and that set its deferred lookups: the second
+# pass of its seed, or the update of a later seed (the loader reports an update under the target Id).
+WRITTEN = "o.source_id = t.\"Id\" AND o.action IN ('insert', 'update')"
+RELINKED = ("(o.source_id = t.\"Id\" AND o.action = 'relink') "
+            "OR (o.source_id = m.target_id AND o.action = 'update')")
 NOT_SENT_TYPES = frozenset({"base64", "address", "location"})
 
 
@@ -309,9 +314,14 @@ class _Builder:
             skipped = self.selection.count(obj) - count
             view.records, view.skipped = count, skipped
             skipped_ids = self.skipped_ids(obj) if skipped else ()
+            relinks, relink_params = self.pending_relinks(obj, refs) if skipped else ("", [])
+            relink_count = int(self.store.reads.read(f"SELECT count(*) AS n FROM ({relinks})", relink_params)
+                               .column(0)[0].as_py()) if relinks else 0
             steps.append(ObjectStep(obj, tuple(fields), refs,
                                     inserts=self.batches(query, params, masks, fields), insert_count=count,
-                                    skipped=skipped_ids, upsert_key=key))
+                                    skipped=skipped_ids, upsert_key=key, update_count=relink_count,
+                                    updates=self.batches(relinks, relink_params, {}, fields)
+                                    if relink_count else None))
             views.append(view)
         return steps, views
 
@@ -359,6 +369,28 @@ class _Builder:
             query += " AND t.\"Id\" NOT IN (SELECT source_id FROM main.id_map WHERE target = ?)"
             params.append(self.target.name)
         return query + " ORDER BY t.\"Id\"", params
+
+    def pending_relinks(self, obj: str, refs: tuple[Reference, ...]) -> tuple[str, list[Any]]:
+        """Records seeded earlier whose deferred lookups were never set (their seed was killed between
+        the insert and the second pass): an update of just those lookups, or "" when none can be."""
+        deferred = [r.field for r in refs if r.deferred]
+        if not deferred or not self.store.db.has_table("seed_outcomes"):
+            return "", []
+        source, params = self.selection.source(obj)
+        cols = ", ".join(f"CASE WHEN t.{quote(f)} IN (SELECT id FROM {WORK}.ids) THEN t.{quote(f)} END "
+                         f"AS {quote(f)}" for f in deferred)
+
+        def last(done: str) -> str:
+            """The latest seed into this target that did `done` to the record successfully."""
+            return ("(SELECT max(o.seed_id) FROM main.seed_outcomes o JOIN main.seeds s ON s.id = o.seed_id "
+                    f"WHERE s.dest_service_id = ? AND o.status = 'ok' AND ({done}))")
+
+        present = " OR ".join(f"t.{quote(f)} IN (SELECT id FROM {WORK}.ids)" for f in deferred)
+        query = (f"SELECT m.target_id AS \"Id\", {cols}, ?::VARCHAR[] AS {quote(CHANGED)} FROM ({source}) t "
+                 "JOIN main.id_map m ON m.source_id = t.\"Id\" AND m.target = ? "
+                 f"WHERE t.\"Id\" IN (SELECT id FROM {WORK}.ids WHERE sobject = ?) AND ({present}) "
+                 f"AND coalesce({last(RELINKED)}, -1) < {last(WRITTEN)}")
+        return query, [deferred, *params, self.target.name, obj, self.target.name, self.target.name]
 
     def skipped_ids(self, obj: str) -> tuple[str, ...]:
         return tuple(r[0] for r in self.store.db.execute(
