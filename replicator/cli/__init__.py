@@ -20,6 +20,7 @@ from replicator.cli.check import check_cmd
 from replicator.cli.config import config
 from replicator.cli.demo import demo
 from replicator.cli.export import diff_cmd, export_cmd, exports_cmd
+from replicator.cli.gdpr import gdpr
 from replicator.cli.output import CONTEXT_SETTINGS, JSON_KEY, fail
 from replicator.cli.query import history, sql
 from replicator.cli.runs import runs
@@ -77,6 +78,7 @@ cli.add_command(audit)
 cli.add_command(store)
 cli.add_command(seed)
 cli.add_command(seeds)
+cli.add_command(gdpr)
 
 
 def main() -> None:
