@@ -475,7 +475,9 @@ class _Run:
         if not with_blobs:
             return False
         self.progress.phase("files", len(with_blobs))
-        blobs = self.repository.blobs(self.config.storage.blob_key_env)
+        storage = self.config.storage
+        blobs = self.repository.blobs(storage.blob_key_env, key_file=storage.blob_key_file)
+        blobs.migrate_names()  # a store from before keyed blob names: rename its blobs once
         previous = self.store.reads.current_versions
         stats = fetch_files(self.client, blobs, staging, with_blobs, previous)
         for s in sections:

@@ -56,12 +56,15 @@ Port = Annotated[int, Range(1, 65535)]
 class StorageSettings:
     """Where the snapshot store, blobs and logs live.
 
-    `blob_key_env` names the environment variable holding the file-encryption key; without it the
-    key is generated once into <path>/blob.key (losing that file loses every backed-up file).
+    `blob_key_env` names the environment variable holding the file-encryption key, or
+    `blob_key_file` a file holding it kept away from the storage folder (a copy of the folder then
+    holds no key; the variable wins when both are set); without either the key is generated once
+    into <path>/blob.key (losing that file loses every backed-up file).
     """
 
     path: Path = field(metadata=in_file("var"))
     blob_key_env: EnvName | None = None
+    blob_key_file: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -68,14 +68,16 @@ class Repository:
             lock.release()
             raise
 
-    def blobs(self, key_env: str | None = None, environ: Mapping[str, str] | None = None) -> BlobStore:
+    def blobs(self, key_env: str | None = None, environ: Mapping[str, str] | None = None, *,
+              key_file: Path | None = None) -> BlobStore:
         """The encrypted file bodies, keyed as configured (see store.blobs.load_key)."""
-        return BlobStore.for_storage(self.layout.root, key_env, environ)
+        return BlobStore.for_storage(self.layout.root, key_env, environ, key_file=key_file)
 
-    def blob_listing(self) -> BlobStore:
-        """The blob store without its key: enough to ask which blobs exist, never to read one (and it
-        never creates a key file, so a read-only check leaves the folder as it was)."""
-        return BlobStore(self.layout.blobs, None)
+    def blob_listing(self, key_env: str | None = None, environ: Mapping[str, str] | None = None, *,
+                     key_file: Path | None = None) -> BlobStore:
+        """The blob store for asking which blobs exist: blob names are keyed, so it needs the key, but
+        it never creates a key file, so a read-only check leaves the folder as it was."""
+        return BlobStore.for_storage(self.layout.root, key_env, environ, key_file=key_file, create_key=False)
 
     def job_state(self, job: str) -> Path:
         """Where a job keeps its plan and watermarks between runs (the folder is created)."""
