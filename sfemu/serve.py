@@ -20,6 +20,7 @@ import uvicorn
 
 from sfemu.app import create_app
 from sfemu.connections import DEFAULT_REQUEST_SECONDS, deadline_protocol
+from sfemu.headers import CanonicalHeaders
 from sfemu.org import EmulatedOrg, OrgSettings, open_org
 from sfemu.tls import TlsFiles, ensure_tls
 
@@ -117,8 +118,9 @@ def serve(settings: OrgSettings, options: ServeOptions) -> None:
     echo(f"  client secret {settings.client_secret}")
     echo(f"  control API   {info['control_url']}")
     config = uvicorn.Config(
-        create_app(org), http=deadline_protocol(options.request_seconds),
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES, lifespan="off",
+        CanonicalHeaders(create_app(org)), http=deadline_protocol(options.request_seconds),
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES, lifespan="off", server_header=False,
+        date_header=False,
         ssl_certfile=str(tls.cert_path), ssl_keyfile=str(tls.key_path), access_log=options.access_log,
         log_level="info" if options.access_log else "warning", timeout_keep_alive=IDLE_SECONDS,
         timeout_graceful_shutdown=SHUTDOWN_SECONDS,

@@ -239,7 +239,7 @@ def run_backup(config: Config, request: BackupRequest = BackupRequest(),
                progress: Progress = Silent()) -> RunResult:
     """Run one backup of a job; raises BackupError/ConfigError when it cannot start."""
     job = pick_job(config, request.job)
-    repository = Repository(config.storage.path)
+    repository = Repository.for_storage(config.storage)
     try:
         store = repository.open_write("backup", job.name, create=True)
     except StoreLocked as exc:

@@ -118,6 +118,8 @@ def load_key(storage: Path, key_env: str | None, environ: Mapping[str, str] | No
     (a read-only command never adds a key). Losing the key makes every stored file unreadable.
     """
     environ = os.environ if environ is None else environ
+    if key_env and key_file is not None:
+        raise BlobKeyError("give the blob key by storage.blob_key_env or by storage.blob_key_file, not both")
     if key_env:
         value = environ.get(key_env)
         if not value:

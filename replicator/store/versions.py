@@ -10,16 +10,14 @@ re-reads the same range and completes the work without duplicate or lost version
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection, Mapping
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from replicator.salesforce.catalog import ObjectPlan
+from replicator.store import encryption
 from replicator.store.database import Database
 from replicator.store.database import now as utc_now
 from replicator.store.ledger import FAILED, RunLedger, Section
@@ -192,23 +190,9 @@ class Versions:
         wal = path.with_name(path.name + ".wal")
         fresh = path.with_name(path.name + ".compact")
         try:
-            for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
-                leftover.unlink(missing_ok=True)
             if wal.exists():
                 raise RuntimeError(f"{wal} still exists after a checkpoint; not compacting")
-            with duckdb.connect() as con:
-                con.execute(f"ATTACH {literal(str(path))} AS src (READ_ONLY)")
-                con.execute(f"ATTACH {literal(str(fresh))} AS dst")
-                con.execute("COPY FROM DATABASE src TO dst")
-                con.execute("DETACH dst")
-                con.execute("DETACH src")
-            with open(fresh, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(fresh, path)
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            encryption.rewrite(path, fresh, self.db.key, self.db.key)
+            encryption.swap(fresh, path)
         finally:
             self.db.con = self.db.connect()

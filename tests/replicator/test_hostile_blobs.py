@@ -123,6 +123,8 @@ def test_a_key_file_elsewhere_is_used_and_never_created(tmp_path: Path) -> None:
     key_file.chmod(0o600)
     assert load_key(storage, None, {}, key_file=key_file) == KEY
     assert not Layout(storage).blob_key.exists()
+    with pytest.raises(BlobKeyError, match=r"blob_key_env or by storage\.blob_key_file, not both"):
+        load_key(storage, "BLOB_KEY", {"BLOB_KEY": KEY.hex()}, key_file=key_file)
 
 
 def test_a_read_only_listing_never_creates_a_key(tmp_path: Path) -> None:
