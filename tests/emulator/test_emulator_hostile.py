@@ -76,6 +76,14 @@ def test_malformed_json_is_a_json_parser_error_and_changes_nothing(api: Api, pat
     assert api.accounts() == before
 
 
+def test_a_field_name_with_control_characters_is_no_such_column(api: Api) -> None:
+    before = api.accounts()
+    response = api.post("/sobjects/Account", b'{"Na\\u0000me": "x"}')
+    assert error_of(response) == (400, "INVALID_FIELD")
+    assert response.json()[0]["message"] == "No such column 'Na\\x00me' on sobject of type Account"
+    assert api.accounts() == before
+
+
 def test_a_surrogate_pair_escape_is_one_character(api: Api, emulator: Any) -> None:
     created = api.post("/sobjects/Account", b'{"Name": "smile \\ud83d\\ude00"}')
     assert created.status_code == 201, created.text
