@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, config_text
+from test_config_hostile import BASE
 
 from replicator.backup.run import BackupRequest, run_backup
 from replicator.check import CheckRequest, check
@@ -132,25 +134,9 @@ def test_a_read_only_listing_never_creates_a_key(tmp_path: Path) -> None:
     assert not listing.encrypted and not Layout(tmp_path / "store").blob_key.exists()
 
 
-CONFIG = """
-[storage]
-path = "store"
-{storage}
-
-[orgs.demo]
-login_url = "https://127.0.0.1:8443"
-auth = "password"
-username = "a@b.c"
-password_env = "PW"
-
-[jobs.daily]
-org = "demo"
-"""
-
-
 def test_config_check_names_a_missing_key_file_and_touches_nothing(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    path.write_text(CONFIG.format(storage='blob_key_file = "keys/blob.key"'))
+    path.write_text(BASE.replace('path = "var"', 'path = "var"\nblob_key_file = "keys/blob.key"'))
     before = sorted(tmp_path.rglob("*"))
     done = CliRunner().invoke(cli, ["--config", str(path), "config", "check"], catch_exceptions=False)
     assert done.exit_code != 0 and "Traceback" not in done.output
@@ -161,33 +147,17 @@ def test_config_check_names_a_missing_key_file_and_touches_nothing(tmp_path: Pat
 
 # --- against real backups of the emulator --------------------------------------------------------------
 
-PASSWORD_ENV = "REPLICATOR_HOSTILE_BLOB_PASSWORD"
 JOB_OBJECTS = ["Account", "ContentVersion", "Attachment", "Document"]
 
 
 @pytest.fixture
 def job(emulator: Any, tmp_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv(PASSWORD_ENV, emulator.password)
+    monkeypatch.setenv(SECRET_ENV, emulator.client_secret)
     key_file = tmp_config(base64.b64encode(KEY).decode(), name="blob.key")  # beside the config, not the store
     key_file.chmod(0o600)
-    return tmp_config(f"""
-    [storage]
-    path = "store"
-    blob_key_file = "blob.key"
-
-    [orgs.emu]
-    login_url = "{emulator.base_url}"
-    auth = "password"
-    username = "{emulator.username}"
-    password_env = "{PASSWORD_ENV}"
-    ca_bundle = "{emulator.ca_path}"
-
-    [jobs.daily]
-    org = "emu"
-
-    [jobs.daily.objects]
-    include = {json.dumps(JOB_OBJECTS)}
-    """)
+    text = config_text(emulator, selection=f"include = {json.dumps(JOB_OBJECTS)}")
+    return tmp_config(text.replace('path = "store"', 'path = "store"\n    blob_key_file = "blob.key"'))
 
 
 def test_a_backup_keys_its_blob_names_and_migrates_an_old_store(job: Path) -> None:
