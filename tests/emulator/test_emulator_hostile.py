@@ -106,6 +106,8 @@ MALFORMED_SOQL = {
     "high then non-low escape": "SELECT Id FROM Account WHERE Name = '\\ud83d\\u0041'",
     "next line control": "SELECT Id FROM Account WHERE Name = \u0085'x'",
     "line separator": "SELECT Id\u2028FROM Account",
+    "LIMIT past Java's int": "SELECT Id FROM Account LIMIT 1000000000000000000000000",
+    "N past Java's int": "SELECT Id FROM Account WHERE CreatedDate = LAST_N_DAYS:99999999999999999",
 }
 
 
@@ -118,7 +120,11 @@ def test_hostile_soql_is_a_malformed_query(api: Api, soql: str) -> None:
     "SELECT Id FROM Account WHERE " + "(" * 100 + "Name = 'x'" + ")" * 100,
     "SELECT Id FROM Account WHERE " + "NOT " * 99 + "Name = 'x'",
     "SELECT Id FROM Account WHERE Name = '\\ud83d\\ude00'",
-], ids=["100 nested parentheses", "99 NOTs", "surrogate pair escape"])
+    "SELECT Id FROM Account WHERE CreatedDate = LAST_N_DAYS:2147483647",
+    "SELECT Id FROM Account WHERE CreatedDate < N_YEARS_AGO:2147483647",
+    "SELECT Id FROM Account WHERE CreatedDate > NEXT_N_WEEKS:2147483647",
+], ids=["100 nested parentheses", "99 NOTs", "surrogate pair escape", "LAST_N_DAYS:max", "N_YEARS_AGO:max",
+        "NEXT_N_WEEKS:max"])
 def test_nesting_and_escapes_within_limits_still_work(api: Api, soql: str) -> None:
     response = api.query(soql)
     assert response.status_code == 200, response.text
