@@ -154,6 +154,16 @@ def test_absurd_clock_values_are_refused_and_the_clock_keeps_working(emulator: A
     assert emulator.control("GET", "status")["clock"]  # every reading of the clock still works
 
 
+@pytest.mark.parametrize("window", [{"start": "0001-01-01T00:00:00+14:00", "end": "2026-01-01T00:00:00Z"},
+                                    {"start": "2026-01-01T00:00:00Z", "end": "9999-12-31T23:59:59-14:00"}],
+                         ids=["before year 1 in UTC", "after year 9999 in UTC"])
+def test_replication_windows_past_the_calendar_are_invalid_dates(api: Api, window: dict[str, str]) -> None:
+    for kind in ("updated", "deleted"):
+        url = f"{api.emulator.base_url}{API}/sobjects/Account/{kind}"
+        response = api.emulator.http.get(url, params=window, headers=api.headers, timeout=60)
+        assert error_of(response) == (400, "INVALID_REPLICATION_DATE")
+
+
 def test_absurd_churn_days_are_refused(emulator: Any) -> None:
     response = emulator.http.post(f"{emulator.control_url}/churn", json={"days": 10**9}, timeout=60)
     assert error_of(response) == (400, "INVALID_CONTROL_REQUEST")
