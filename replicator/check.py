@@ -72,9 +72,8 @@ def check(config: Config, request: CheckRequest) -> CheckResult:
                      f"{holder.get('started', '?')}) is writing to {repository.layout.root}; "
                      "check it afterwards")
     result = CheckResult()
-    key_env, key_file = config.storage.blob_key_env, config.storage.blob_key_file
-    blobs = repository.blobs(key_env, key_file=key_file) if request.read_blobs else None
-    presence = repository.blob_listing(key_env, key_file=key_file)
+    blobs = repository.blobs() if request.read_blobs else None
+    presence = repository.blob_listing()
     with repository.open_read() as store:
         result.runs = len(store.ledger.runs())
         for obj in store.reads.objects():

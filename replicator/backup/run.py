@@ -417,8 +417,7 @@ class _Run:
         sections = [_store_section(s) for s in extract(self.client, plans, start, staging, run_ts=self.run_ts,
                                                         full=self.full)]
         # GDPR: forgotten records never reach the history (nor their files the blob store) again
-        Forgotten.of(self.store.db, self.config.storage.path, self.config.storage.blob_key_env
-                     ).purge_staging(staging)
+        Forgotten.of(self.store.db, self.repository.blob_key).purge_staging(staging)
         return sections
 
     def _cleared_lookups(self, selected: list[ObjectPlan], ok_plans: list[ObjectPlan], sections: list[Any],
@@ -480,8 +479,7 @@ class _Run:
         if not with_blobs:
             return False
         self.progress.phase("files", len(with_blobs))
-        storage = self.config.storage
-        blobs = self.repository.blobs(storage.blob_key_env, key_file=storage.blob_key_file)
+        blobs = self.repository.blobs()
         blobs.migrate_names()  # a store from before keyed blob names: rename its blobs once
         previous = self.store.reads.current_versions
         stats = fetch_files(self.client, blobs, staging, with_blobs, previous)

@@ -223,14 +223,6 @@ class BlobStore:
         self._key_id = _key_id(key) if key is not None else b""
         self._name_key = _name_key(key) if key is not None else None
 
-    @classmethod
-    def for_storage(cls, storage: Path, key_env: str | None = None, environ: Mapping[str, str] | None = None,
-                    *, key_file: Path | None = None, create_key: bool = True) -> BlobStore:
-        """The store of a Replicator storage folder (<storage>/blobs), encrypted as configured
-        (keyless when `create_key` is False and the folder has no key yet: see load_key)."""
-        key = load_key(Path(storage), key_env, environ, key_file=key_file, create=create_key)
-        return cls(Layout(Path(storage)).blobs, key)
-
     def __repr__(self) -> str:  # never show the key
         return f"BlobStore({str(self.root)!r}, encrypted={self._key is not None})"
 

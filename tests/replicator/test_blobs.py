@@ -23,6 +23,7 @@ from replicator.store.blobs import (
     load_key,
 )
 from replicator.store.layout import Layout
+from replicator.store.repository import Repository
 
 KEY = bytes(range(32))
 SIZES = [0, 1, 1000, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 5]
@@ -145,7 +146,7 @@ def test_generated_key_file_is_private_and_stable(tmp_path, caplog):
     text = path.read_text().strip()
     assert "back it up" in caplog.text and text not in caplog.text
     # a store opened for the storage folder uses that key
-    store = BlobStore.for_storage(tmp_path, None, environ={})
+    store = Repository(tmp_path).blobs(environ={})
     sha = store.put(b"abc")
     assert BlobStore(tmp_path / "blobs", key).get(sha) == b"abc"
     assert "abc" not in repr(store) and text not in repr(store)

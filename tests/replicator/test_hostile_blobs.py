@@ -166,7 +166,7 @@ def test_a_backup_keys_its_blob_names_and_migrates_an_old_store(job: Path) -> No
     first = run_backup(config, BackupRequest("daily"))
     assert first.status == "completed", first.message
     assert not Layout(store_dir).blob_key.exists()  # the key stays where the config says
-    blobs = Repository(store_dir).blobs(key_file=config.storage.blob_key_file)
+    blobs = Repository.for_storage(config.storage).blobs()
     files = blob_files(blobs.root)
     assert files and all(p.name.endswith(".blob") for p in files)
 
