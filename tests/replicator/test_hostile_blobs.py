@@ -134,6 +134,16 @@ def test_a_read_only_listing_never_creates_a_key(tmp_path: Path) -> None:
     assert not listing.encrypted and not Layout(tmp_path / "store").blob_key.exists()
 
 
+def test_the_configured_key_reaches_the_listing_that_checks_and_erases(tmp_path: Path) -> None:
+    """`check` asks the listing which blobs exist and GDPR erasure deletes through it: with keyed
+    names it must use the configured key, or it would find none and erase none."""
+    repository, environ = Repository(tmp_path / "store", blob_key_env="BK"), {"BK": KEY.hex()}
+    sha = repository.blobs(environ).put(KNOWN)
+    listing = repository.blob_listing(environ)
+    assert listing.has(sha) and listing.delete(sha) and not repository.blobs(environ).has(sha)
+    assert not Layout(tmp_path / "store").blob_key.exists()
+
+
 def test_config_check_names_a_missing_key_file_and_touches_nothing(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(BASE.replace('path = "var"', 'path = "var"\nblob_key_file = "keys/blob.key"'))
