@@ -22,6 +22,7 @@ BLOB_KEY = "blob.key"
 JOBS = "jobs"
 RUNS = "runs"
 AUDIT = "audit.jsonl"
+ROOM = "reserved.space"  # ballast a run gives back when the disk fills, to record why it failed
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,8 @@ class Layout:
     def audit(self) -> Path:
         """The append-only, hash-chained audit log (store.audit_log)."""
         return self.root / AUDIT
+
+    @property
+    def room(self) -> Path:
+        """The ballast file (store.repository.reserve_room)."""
+        return self.root / ROOM

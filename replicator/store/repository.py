@@ -9,6 +9,7 @@ no writer can forget it.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,9 @@ __all__ = ["ForeignFolder", "NoBackups", "Repository"]
 
 MARKER_TEXT = ("This folder is a Replicator store: Replicator creates, replaces and removes files in it.\n"
                "Keep other files elsewhere.\n")
+
+# Room a failed run needs to record its status (a WAL entry, a checkpoint's few blocks) on a full disk.
+ROOM_BYTES = 4 << 20
 
 
 class NoBackups(NotFound):
@@ -185,3 +189,23 @@ class Repository:
     def remove_run_folders(self) -> None:
         """Remove every run folder: call only while holding the writer lock (no run is executing)."""
         shutil.rmtree(self.layout.runs, ignore_errors=True)
+
+    def reserve_room(self) -> None:
+        """Hold ROOM_BYTES in a ballast file, so a run that finds the disk full can free them to record
+        its 'failed' status (the alternative is a row left 'running' that says nothing). Best effort:
+        on a disk already too full, the run goes on without it."""
+        room = self.layout.room
+        try:
+            if room.exists() and room.stat().st_size >= ROOM_BYTES:
+                return
+            fd = os.open(room, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, ROOM_BYTES)
+            finally:
+                os.close(fd)
+        except OSError:
+            room.unlink(missing_ok=True)
+
+    def release_room(self) -> None:
+        """Give the ballast back to the disk (the next run reserves it again)."""
+        self.layout.room.unlink(missing_ok=True)
