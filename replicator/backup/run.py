@@ -254,6 +254,7 @@ def run_backup(config: Config, request: BackupRequest = BackupRequest(),
     """Run one backup of a job; raises BackupError/ConfigError when it cannot start."""
     job = pick_job(config, request.job)
     repository = Repository.for_storage(config.storage)
+    repository.blob_listing()  # a configured blob key that is missing or malformed: one line, nothing written
     try:
         store = repository.open_write("backup", job.name, create=True)
     except StoreLocked as exc:

@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from replicator.errors import ConfigProblem
 from replicator.store.layout import Layout
 
 log = logging.getLogger("replicator.blobs")
@@ -76,8 +77,9 @@ class BlobCorrupt(BlobError):
     """A blob's bytes are not what was stored: tampered, truncated, or encrypted with another key."""
 
 
-class BlobKeyError(BlobError):
-    """The blob key is missing or malformed (the message never contains the key)."""
+class BlobKeyError(BlobError, ConfigProblem):
+    """The blob key is missing or malformed (the message never contains the key): a settings problem,
+    so the CLI says it in one line."""
 
 
 @dataclass(frozen=True)
@@ -119,19 +121,21 @@ def load_key(storage: Path, key_env: str | None, environ: Mapping[str, str] | No
     """
     environ = os.environ if environ is None else environ
     if key_env and key_file is not None:
-        raise BlobKeyError("give the blob key by storage.blob_key_env or by storage.blob_key_file, not both")
+        raise BlobKeyError("give the blob key by storage.blob_key_env or by storage.blob_key_file, not both",
+                           key="storage.blob_key_file")
     if key_env:
         value = environ.get(key_env)
         if not value:
-            raise BlobKeyError(f"environment variable {key_env} (storage.blob_key_env) is not set or empty")
+            raise BlobKeyError(f"environment variable {key_env} (storage.blob_key_env) is not set or empty",
+                               key="storage.blob_key_env")
         try:
             return parse_key(value)
         except BlobKeyError as exc:
-            raise BlobKeyError(f"environment variable {key_env}: {exc}") from None
+            raise BlobKeyError(f"environment variable {key_env}: {exc}", key="storage.blob_key_env") from None
     if key_file is not None:
         if not key_file.is_file():
             raise BlobKeyError(f"blob key file {key_file} (storage.blob_key_file) does not exist; "
-                               f"{KEY_FILE_HINT}")
+                               f"{KEY_FILE_HINT}", key="storage.blob_key_file")
         return _read_key_file(key_file)
     path = Layout(storage).blob_key
     if not path.exists():

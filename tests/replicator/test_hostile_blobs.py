@@ -155,6 +155,27 @@ def test_config_check_names_a_missing_key_file_and_touches_nothing(tmp_path: Pat
     assert sorted(tmp_path.rglob("*")) == before
 
 
+@pytest.mark.parametrize("storage, words", [
+    ('blob_key_env = "REPLICATOR_HOSTILE_UNSET_KEY"',
+     "environment variable REPLICATOR_HOSTILE_UNSET_KEY (storage.blob_key_env) is not set or empty"),
+    ('blob_key_env = "REPLICATOR_HOSTILE_SHORT_KEY"',
+     "environment variable REPLICATOR_HOSTILE_SHORT_KEY: a blob key must be 32 bytes"),
+    ('blob_key_file = "nowhere/blob.key"', "(storage.blob_key_file) does not exist; create one with"),
+], ids=["unset variable", "short key", "missing file"])
+def test_a_backup_with_a_bad_blob_key_is_one_line_and_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage: str, words: str) -> None:
+    monkeypatch.delenv("REPLICATOR_HOSTILE_UNSET_KEY", raising=False)
+    monkeypatch.setenv("REPLICATOR_HOSTILE_SHORT_KEY", base64.b64encode(b"short").decode())
+    path = tmp_path / "config.toml"
+    path.write_text(BASE.replace('path = "var"', f'path = "var"\n{storage}'))
+    before = sorted(tmp_path.rglob("*"))
+    done = CliRunner().invoke(cli, ["--config", str(path), "backup", "run"], catch_exceptions=False)
+    assert done.exit_code != 0 and "Traceback" not in done.output
+    assert len(done.output.strip().splitlines()) == 1 and words in done.output
+    assert base64.b64encode(b"short").decode() not in done.output  # the value is never echoed
+    assert sorted(tmp_path.rglob("*")) == before
+
+
 # --- against real backups of the emulator --------------------------------------------------------------
 
 JOB_OBJECTS = ["Account", "ContentVersion", "Attachment", "Document"]
