@@ -254,6 +254,7 @@ def run_backup(config: Config, request: BackupRequest = BackupRequest(),
     """Run one backup of a job; raises BackupError/ConfigError when it cannot start."""
     job = pick_job(config, request.job)
     repository = Repository.for_storage(config.storage)
+    repository.blob_listing()  # a configured blob key that is missing or malformed: one line, nothing written
     try:
         store = repository.open_write("backup", job.name, create=True)
     except StoreLocked as exc:
@@ -505,8 +506,7 @@ class _Run:
         sections = [_store_section(s) for s in extract(self.client, plans, start, staging, run_ts=self.run_ts,
                                                         full=self.full)]
         # GDPR: forgotten records never reach the history (nor their files the blob store) again
-        Forgotten.of(self.store.db, self.config.storage.path, self.config.storage.blob_key_env
-                     ).purge_staging(staging)
+        Forgotten.of(self.store.db, self.repository.blob_key).purge_staging(staging)
         return sections
 
     def _cleared_lookups(self, selected: list[ObjectPlan], ok_plans: list[ObjectPlan], sections: list[Any],
@@ -568,7 +568,8 @@ class _Run:
         if not with_blobs:
             return False
         self.progress.phase("files", len(with_blobs))
-        blobs = self.repository.blobs(self.config.storage.blob_key_env)
+        blobs = self.repository.blobs()
+        blobs.migrate_names()  # a store from before keyed blob names: rename its blobs once
         previous = self.store.reads.current_versions
         stats = fetch_files(self.client, blobs, staging, with_blobs, previous)
         for s in sections:

@@ -195,7 +195,7 @@ def run_forget(config: Config, request: ForgetRequest, progress: Progress = Sile
     with Repository.for_storage(config.storage).open_write("gdpr forget") as store:
         obj, rid = _record(store, request.object, request.record_id)
         targets = subjects(store, obj, rid, request.with_related)
-        forgotten = Forgotten.of(store.db, config.storage.path, config.storage.blob_key_env)
+        forgotten = Forgotten.of(store.db, Repository.for_storage(config.storage).blob_key)
         ref = "subject:" + forgotten.subject(rid)[:16]
         entry = GdprRequest("forget", obj, ref, None, request.comment, _who(), now())
         request_id, dropped, copies, gone = _erase(config, store, entry, Erasure(drop=targets), forgotten)

@@ -2,9 +2,9 @@
 
 Why keyed hashes: after a GDPR forget the store must still recognise the record when a later backup,
 restore or seed meets it again, yet must not keep anything that names the person. An HMAC-SHA256 of
-the record Id under a key derived from the store's master key (the blob key: environment variable or
-<storage>/blob.key) does both: the same Id always gives the same hash, and without the key nobody can
-test a list of Ids against the table.
+the record Id under a key derived from the store's master key (the blob key: environment variable,
+key file or <storage>/blob.key, see Repository.blob_key) does both: the same Id always gives the
+same hash, and without the key nobody can test a list of Ids against the table.
 
 The hash is computed in DuckDB too (HMAC = sha256(opad || sha256(ipad || Id))), so a run's staging
 file is purged with one set-based DELETE per table, never a loop over records. Restore, replicate
@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from replicator.store.blobs import load_key
 from replicator.store.database import Database
 from replicator.store.schema import quote
 
@@ -35,9 +34,9 @@ _INFO = b"replicator gdpr subject v1"
 _BLOCK = 64
 
 
-def subject_key(storage: Path, key_env: str | None, environ: Mapping[str, str] | None = None) -> bytes:
+def subject_key(master: bytes) -> bytes:
     """The HMAC key of forgotten subjects, derived from the store's master key (never stored)."""
-    return hmac.new(load_key(storage, key_env, environ), _INFO, hashlib.sha256).digest()
+    return hmac.new(master, _INFO, hashlib.sha256).digest()
 
 
 def forgotten_counts(db: Database) -> dict[str, int]:
@@ -60,10 +59,10 @@ class Forgotten:
         self._hashes: set[str] | None = None
 
     @classmethod
-    def of(cls, db: Database, storage: Path, key_env: str | None,
-           environ: Mapping[str, str] | None = None) -> Forgotten:
-        """The forgotten subjects of a store whose key is configured as for its blobs."""
-        return cls(db, lambda: subject_key(storage, key_env, environ))
+    def of(cls, db: Database, master: Callable[[], bytes]) -> Forgotten:
+        """The forgotten subjects of a store, keyed from its master key (e.g. Repository.blob_key),
+        which is read only when a hash is first needed."""
+        return cls(db, lambda: subject_key(master()))
 
     def __repr__(self) -> str:  # never show the key
         return f"Forgotten({self.db.path})"

@@ -216,7 +216,7 @@ def test_forget_erases_every_copy_and_later_backups_do_not_bring_it_back(history
     # restore, replicate and seed drop it from what they write
     store = Repository(history.store).open_read()
     try:
-        forgotten = Forgotten.of(store.db, history.store, None)
+        forgotten = Forgotten.of(store.db, Repository(history.store).blob_key)
         batch = pa.RecordBatch.from_pylist([{"Id": history.person, "LastName": LAST},
                                             {"Id": history.control, "LastName": CONTROL_LAST}])
         assert forgotten.drop("Contact", batch).column("Id").to_pylist() == [history.control]
