@@ -50,7 +50,10 @@ def local_actor(environ: Mapping[str, str] | None = None) -> Actor:
     """The person at this terminal: their login (and REPLICATOR_USER_EMAIL when set), their SSH client's
     address when they came over SSH, else loopback."""
     env = os.environ if environ is None else environ
-    user = getpass.getuser()
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container's uid without a passwd entry and no LOGNAME/USER
+        user = f"uid{os.getuid()}"
     ssh = (env.get("SSH_CONNECTION") or env.get("SSH_CLIENT") or "").split()
     return Actor(ip_address=ssh[0] if ssh else "127.0.0.1", source="cli",
                  user_email=env.get(USER_EMAIL_ENV) or f"{user}@{socket.gethostname()}",

@@ -18,6 +18,7 @@ from replicator.audit import masked
 from replicator.cli import cli
 from replicator.config import Secret
 from replicator.store.audit_log import AuditLog, event_hash
+from replicator.store.repository import Repository
 
 SEED_FIELDS = {"event_id", "created_at", "ip_address", "key", "parameters", "source", "user_email", "user_id"}
 
@@ -79,7 +80,7 @@ def write(log: Path, events: list[dict[str, Any]]) -> None:
 @pytest.fixture
 def five_events(tmp_config: Callable[..., Path]) -> Path:
     config = tmp_config()
-    (config.parent / "store").mkdir()
+    Repository(config.parent / "store").open_write("backup", "daily", create=True).close()  # a store
     for _ in range(5):
         assert invoke(config, "config", "show").exit_code == 0
     assert len(lines(config.parent / "store" / "audit.jsonl")) == 5
@@ -170,10 +171,14 @@ def test_concurrent_writers_keep_one_chain(tmp_path: Path) -> None:
     assert chain.broken is None and chain.events == 120
 
 
-def test_no_storage_folder_no_event(tmp_config: Callable[..., Path]) -> None:
+def test_a_folder_that_is_not_a_store_gets_no_event(tmp_config: Callable[..., Path]) -> None:
     config = tmp_config()
     assert invoke(config, "config", "show").exit_code == 0
     assert not (config.parent / "store").exists()
+    (config.parent / "store").mkdir()
+    (config.parent / "store" / "notes.txt").write_text("someone's folder")
+    assert invoke(config, "config", "show").exit_code == 0
+    assert [p.name for p in (config.parent / "store").iterdir()] == ["notes.txt"]
 
 
 def test_secrets_and_personal_values_are_masked() -> None:
