@@ -5,12 +5,14 @@ parameters, source, user_email, user_id), so the people who read those read ours
 `prev_hash` and `hash` (store.audit_log). The CLI records one event per command it runs, in one
 place (cli/audit.py), so a command added later is audited without doing anything; the REST service
 will call `record` with its own actor. Parameters never hold a secret, nor the personal values a
-GDPR request names: both are masked before anything is written.
+GDPR request names: both are masked before anything is written, and free text (a SQL query) is
+recorded as its digest.
 """
 
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import socket
@@ -27,12 +29,13 @@ from replicator.result import JobResult, jsonable
 from replicator.store.audit_log import AuditLog, Break
 from replicator.store.repository import Repository
 
-__all__ = ["Actor", "EventsRequest", "EventsResult", "VerifyResult", "events", "local_actor", "masked",
-           "record", "verify"]
+__all__ = ["Actor", "EventsRequest", "EventsResult", "VerifyResult", "digest", "events", "local_actor",
+           "masked", "record", "verify"]
 
 SECRET_WORDS = ("password", "secret", "token", "credential", "passphrase")
 PERSONAL = frozenset({"email", "phone", "value"})  # a GDPR subject, or a value written to a record
 GDPR_PERSONAL = frozenset({"name"})  # `gdpr search --name`: elsewhere a name is a job's or an object's
+FREE_TEXT = frozenset({"query", "where", "filter", "comment", "sql"})  # may quote anyone's values
 USER_EMAIL_ENV = "REPLICATOR_USER_EMAIL"
 
 
@@ -61,15 +64,27 @@ def local_actor(environ: Mapping[str, str] | None = None) -> Actor:
 
 
 def masked(key: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameters as JSON values, with secrets and personal values replaced by `***`."""
+    """Parameters as JSON values, with secrets and personal values replaced by `***`, and free text
+    (a SQL query, a filter, a comment) by its digest: a GDPR forget must find no copy of a person's
+    values in the storage folder, yet an auditor holding the text can still prove it is what ran."""
     personal = PERSONAL | (GDPR_PERSONAL if key.startswith("gdpr") else frozenset())
     out: dict[str, Any] = {}
     for name, value in parameters.items():
         lowered = name.lower()
         hidden = (isinstance(value, Secret) or any(word in lowered for word in SECRET_WORDS)
                   or lowered == "key" or lowered.endswith("_key") or lowered in personal)
-        out[name] = MASK if hidden and value is not None else _plain(value)
+        if hidden and value is not None:
+            out[name] = MASK
+        elif lowered in FREE_TEXT and isinstance(value, str):
+            out[name] = digest(value)
+        else:
+            out[name] = _plain(value)
     return out
+
+
+def digest(text: str) -> str:
+    """`sha256:<hex> (<n> chars)`: what free text is recorded as."""
+    return f"sha256:{hashlib.sha256(text.encode('utf-8')).hexdigest()} ({len(text)} chars)"
 
 
 def _plain(value: Any) -> Any:

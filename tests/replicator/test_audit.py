@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from test_backup_e2e import SECRET_ENV, config_text
 
-from replicator.audit import masked
+from replicator.audit import digest, masked
 from replicator.cli import cli
 from replicator.config import Secret
 from replicator.store.audit_log import AuditLog, event_hash
@@ -56,7 +56,7 @@ def test_commands_are_recorded_in_the_seed_shape_without_secrets(cli_job: Path, 
     assert first["source"] == "cli" and first["user_email"] == "auditor@example.com"
     assert first["parameters"]["objects"] == "Account" and first["parameters"]["outcome"]["status"] == "ok"
     assert first["parameters"]["config_path"] == str(cli_job)
-    assert events[2]["parameters"]["query"] == 'SELECT count(*) AS n FROM "Account"'
+    assert events[2]["parameters"]["query"] == digest('SELECT count(*) AS n FROM "Account"')
     assert all(e["prev_hash"] == p["hash"] for p, e in itertools.pairwise(events))
     text = log.read_text()
     assert emulator.password not in text and emulator.client_secret not in text
@@ -190,6 +190,10 @@ def test_secrets_and_personal_values_are_masked() -> None:
         "password", "client_secret", "api_token", "key", "new_key", "email", "phone", "value", "name",
         "secret_obj"}
     assert out["objects"] == "Contact" and out["key_env"] == "STORE_KEY"
+    query = "SELECT * FROM Contact WHERE Email = 'ann@example.com'"
+    recorded = masked("sql", {"query": query, "comment": "Ann asked"})
+    assert recorded["query"].startswith("sha256:") and "ann@example.com" not in json.dumps(recorded)
+    assert recorded == {"query": digest(query), "comment": digest("Ann asked")}
     assert masked("runs", {"name": "daily"}) == {"name": "daily"}
 
 
