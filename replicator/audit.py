@@ -5,8 +5,8 @@ parameters, source, user_email, user_id), so the people who read those read ours
 `prev_hash` and `hash` (store.audit_log). The CLI records one event per command it runs, in one
 place (cli/audit.py), so a command added later is audited without doing anything; the REST service
 will call `record` with its own actor. Parameters never hold a secret, nor the personal values a
-GDPR request names: both are masked before anything is written, and free text (a SQL query) is
-recorded as its digest.
+GDPR request names: both are masked before anything is written, and free text (a SQL query) and
+record ids are recorded as their digests.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ __all__ = ["Actor", "EventsRequest", "EventsResult", "VerifyResult", "digest", "
 SECRET_WORDS = ("password", "secret", "token", "credential", "passphrase")
 PERSONAL = frozenset({"email", "phone", "value"})  # a GDPR subject, or a value written to a record
 GDPR_PERSONAL = frozenset({"name"})  # `gdpr search --name`: elsewhere a name is a job's or an object's
-FREE_TEXT = frozenset({"query", "where", "filter", "comment", "sql"})  # may quote anyone's values
+# Recorded as digests: free text may quote anyone's values, and a record id is one of the values a
+# GDPR forget must leave nowhere in the storage folder.
+DIGESTED = frozenset({"query", "where", "filter", "comment", "sql", "id", "ids", "record_id"})
 USER_EMAIL_ENV = "REPLICATOR_USER_EMAIL"
 
 
@@ -65,8 +67,8 @@ def local_actor(environ: Mapping[str, str] | None = None) -> Actor:
 
 def masked(key: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters as JSON values, with secrets and personal values replaced by `***`, and free text
-    (a SQL query, a filter, a comment) by its digest: a GDPR forget must find no copy of a person's
-    values in the storage folder, yet an auditor holding the text can still prove it is what ran."""
+    (a SQL query, a filter, a comment) and record ids by their digest: a GDPR forget must find no
+    copy of a person's values in the storage folder, yet whoever holds the text can prove it ran."""
     personal = PERSONAL | (GDPR_PERSONAL if key.startswith("gdpr") else frozenset())
     out: dict[str, Any] = {}
     for name, value in parameters.items():
@@ -75,7 +77,7 @@ def masked(key: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
                   or lowered == "key" or lowered.endswith("_key") or lowered in personal)
         if hidden and value is not None:
             out[name] = MASK
-        elif lowered in FREE_TEXT and isinstance(value, str):
+        elif lowered in DIGESTED and isinstance(value, str):
             out[name] = digest(value)
         else:
             out[name] = _plain(value)

@@ -191,9 +191,10 @@ def test_secrets_and_personal_values_are_masked() -> None:
         "secret_obj"}
     assert out["objects"] == "Contact" and out["key_env"] == "STORE_KEY"
     query = "SELECT * FROM Contact WHERE Email = 'ann@example.com'"
-    recorded = masked("sql", {"query": query, "comment": "Ann asked"})
+    recorded = masked("sql", {"query": query, "comment": "Ann asked", "record_id": "003000000000001AAA"})
     assert recorded["query"].startswith("sha256:") and "ann@example.com" not in json.dumps(recorded)
-    assert recorded == {"query": digest(query), "comment": digest("Ann asked")}
+    assert recorded == {"query": digest(query), "comment": digest("Ann asked"),
+                        "record_id": digest("003000000000001AAA")}
     assert masked("runs", {"name": "daily"}) == {"name": "daily"}
 
 
