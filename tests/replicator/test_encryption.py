@@ -216,3 +216,24 @@ def test_a_killed_encrypt_leaves_the_old_store_or_the_new_one(env: Any, plain_st
         assert rows == [{"n": 3000000}]
         assert not list((copy / "store").glob("snapshot.duckdb.*"))
     assert False in outcomes  # at least one kill landed mid-way
+
+
+def test_compaction_keeps_the_key_and_a_writer_blocks_re_keying(env: Any, plain_store: Path) -> None:
+    from replicator.config import load_config
+    from replicator.store.repository import Repository
+
+    plain_store.write_text(keyed(plain_store.read_text()))
+    assert invoke(plain_store, "store", "encrypt").exit_code == 0
+    known = values(plain_store)
+    repository = Repository.for_storage(load_config(plain_store).storage)
+    store = repository.open_write("test")
+    try:
+        store.versions.compact()  # what retention pruning and a GDPR forget rewrite the file with
+        before = files_of(plain_store.parent / "store")
+        one_line_error(invoke(plain_store, "store", "rotate-key", "--new-key-env", NEW_KEY_ENV), "test")
+        assert files_of(plain_store.parent / "store") == before
+    finally:
+        store.close()
+    database = plain_store.parent / "store" / "snapshot.duckdb"
+    assert encryption.is_encrypted(database) and not list(database.parent.glob("snapshot.duckdb.*"))
+    assert values(plain_store) == known and found(plain_store.parent / "store", known) == []
