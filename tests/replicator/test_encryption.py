@@ -187,22 +187,29 @@ def test_a_key_file_is_private_and_outside_the_store(env: Any, plain_store: Path
 
 
 def test_a_killed_encrypt_leaves_the_old_store_or_the_new_one(env: Any, plain_store: Path) -> None:
-    """SIGKILL at several moments of `store encrypt` on a store made big enough to take a while."""
+    """SIGKILL at several moments of `store encrypt` while it writes the encrypted copy (and once
+    most likely after it swapped), on a store made big enough to take a while."""
     database = plain_store.parent / "store" / "snapshot.duckdb"
     with duckdb.connect(str(database)) as con:
         con.execute("CREATE TABLE main.filler AS SELECT range AS n, md5(range::VARCHAR) AS s "
                     "FROM range(3000000)")
     plain_store.write_text(keyed(plain_store.read_text()))
-    outcomes = set()
-    for delay in (0.3, 0.8, 1.5, 3.0):
+    outcomes, killed_mid_way = set(), 0
+    for delay in (0.0, 0.3, 0.8, 5.0):
         copy = plain_store.parent / f"copy{delay}"
         shutil.copytree(plain_store.parent / "store", copy / "store")
         config = copy / "config.toml"
         config.write_text(plain_store.read_text())
-        command = [sys.executable, "-m", "replicator", "--config", str(config), "store", "encrypt"]
+        command = [sys.executable, "-c", "from replicator.cli import main; main()", "--config", str(config),
+                   "store", "encrypt"]
         proc = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rekey = copy / "store" / "snapshot.duckdb.rekey"
+        deadline = time.monotonic() + 60
+        while not rekey.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the copy under the new key is being written
         time.sleep(delay)
+        killed_mid_way += rekey.exists() and proc.poll() is None
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         path = copy / "store" / "snapshot.duckdb"
@@ -215,7 +222,7 @@ def test_a_killed_encrypt_leaves_the_old_store_or_the_new_one(env: Any, plain_st
         rows = json.loads(invoke(config, "sql", "SELECT count(*) AS n FROM main.filler", "--json").output)
         assert rows == [{"n": 3000000}]
         assert not list((copy / "store").glob("snapshot.duckdb.*"))
-    assert False in outcomes  # at least one kill landed mid-way
+    assert killed_mid_way >= 2 and False in outcomes, (killed_mid_way, outcomes)  # kills landed mid-way
 
 
 def test_compaction_keeps_the_key_and_a_writer_blocks_re_keying(env: Any, plain_store: Path) -> None:
