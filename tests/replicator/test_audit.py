@@ -184,11 +184,12 @@ def test_a_folder_that_is_not_a_store_gets_no_event(tmp_config: Callable[..., Pa
 def test_secrets_and_personal_values_are_masked() -> None:
     given = {"password": "hunter2", "client_secret": "s", "api_token": "t", "key": "k", "new_key": "k",
              "email": "ann@example.com", "phone": "+1 555", "value": "Ann", "name": "Ann",
+             "address": "1 Main St", "text": "Ann's notes",
              "secret_obj": Secret("X", "v"), "objects": "Contact", "key_env": "STORE_KEY"}
     out = masked("gdpr.search", given)
     assert {k for k, v in out.items() if v == "***"} == {
         "password", "client_secret", "api_token", "key", "new_key", "email", "phone", "value", "name",
-        "secret_obj"}
+        "address", "text", "secret_obj"}
     assert out["objects"] == "Contact" and out["key_env"] == "STORE_KEY"
     query = "SELECT * FROM Contact WHERE Email = 'ann@example.com'"
     recorded = masked("sql", {"query": query, "comment": "Ann asked", "record_id": "003000000000001AAA"})
