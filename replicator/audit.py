@@ -38,7 +38,7 @@ PERSONAL = frozenset({"email", "phone", "value"})  # a GDPR subject, or a value 
 GDPR_PERSONAL = frozenset({"name", "address", "text"})
 # Recorded as digests: free text may quote anyone's values, and a record id is one of the values a
 # GDPR forget must leave nowhere in the storage folder.
-DIGESTED = frozenset({"query", "where", "filter", "comment", "sql", "id", "ids", "record_id"})
+DIGESTED = frozenset({"query", "where", "filter", "comment", "sql", "id", "ids", "record_id", "params"})
 USER_EMAIL_ENV = "REPLICATOR_USER_EMAIL"
 
 
@@ -80,6 +80,8 @@ def masked(key: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = MASK
         elif lowered in DIGESTED and isinstance(value, str):
             out[name] = digest(value)
+        elif lowered in DIGESTED and isinstance(value, list | tuple):  # a repeated option
+            out[name] = [digest(v) if isinstance(v, str) else _plain(v) for v in value]
         else:
             out[name] = _plain(value)
     return out

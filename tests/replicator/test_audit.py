@@ -196,6 +196,8 @@ def test_secrets_and_personal_values_are_masked() -> None:
     assert recorded["query"].startswith("sha256:") and "ann@example.com" not in json.dumps(recorded)
     assert recorded == {"query": digest(query), "comment": digest("Ann asked"),
                         "record_id": digest("003000000000001AAA")}
+    assert masked("seed.run", {"params": ("email=ann@example.com",)}) == {
+        "params": [digest("email=ann@example.com")]}
     assert masked("runs", {"name": "daily"}) == {"name": "daily"}
 
 
