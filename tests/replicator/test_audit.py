@@ -55,6 +55,7 @@ def test_commands_are_recorded_in_the_seed_shape_without_secrets(cli_job: Path, 
     assert set(first) >= SEED_FIELDS and first["created_at"].endswith(" GMT")
     assert first["source"] == "cli" and first["user_email"] == "auditor@example.com"
     assert first["parameters"]["objects"] == "Account" and first["parameters"]["outcome"]["status"] == "ok"
+    assert first["parameters"]["outcome"]["run_id"] == 1  # the event leads to its run
     assert first["parameters"]["config_path"] == str(cli_job)
     assert events[2]["parameters"]["query"] == digest('SELECT count(*) AS n FROM "Account"')
     assert all(e["prev_hash"] == p["hash"] for p, e in itertools.pairwise(events))
