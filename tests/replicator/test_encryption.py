@@ -23,6 +23,7 @@ from test_backup_e2e import SECRET_ENV, config_text
 
 from replicator.cli import cli
 from replicator.store import encryption
+from replicator.store.repository import Repository
 
 pytest.importorskip("duckdb_extension_httpfs", reason="encryption at rest needs duckdb-extension-httpfs")
 
@@ -139,9 +140,12 @@ def test_encrypt_then_rotate_the_key(env: Any, plain_store: Path, monkeypatch: p
     text = plain_store.read_text()
     one_line_error(invoke(plain_store, "store", "encrypt"), "no key is configured")
     plain_store.write_text(keyed(text))
+    Repository(store).blobs()  # as a backup of file bodies does: the generated key lands in the folder
     done = invoke(plain_store, "store", "encrypt", "--json")
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["encrypted"] is True
+    # the file bodies' generated key lies in the folder: the person is told to move it
+    assert f"{store / 'blob.key'}, inside the folder" in json.loads(done.output)["next_step"]
     assert found(store, known) == [] and values(plain_store) == known
     assert not list(store.glob("snapshot.duckdb.*"))  # no copy left beside it
     one_line_error(invoke(plain_store, "store", "encrypt"), "already encrypted")
@@ -227,7 +231,6 @@ def test_a_killed_encrypt_leaves_the_old_store_or_the_new_one(env: Any, plain_st
 
 def test_compaction_keeps_the_key_and_a_writer_blocks_re_keying(env: Any, plain_store: Path) -> None:
     from replicator.config import load_config
-    from replicator.store.repository import Repository
 
     plain_store.write_text(keyed(plain_store.read_text()))
     assert invoke(plain_store, "store", "encrypt").exit_code == 0
