@@ -42,6 +42,7 @@ from replicator.salesforce.catalog import FieldPlan, ObjectPlan
 from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
 from replicator.salesforce.composite import Batcher
 from replicator.sources.salesforce import connect_staging, extract, stage_ids
+from replicator.store.forgotten import Forgotten
 from replicator.store.lock import StoreLocked
 from replicator.store.repository import Repository
 from replicator.store.snapshot import Section as StoreSection
@@ -413,8 +414,12 @@ class _Run:
         if not plans:
             return []
         start = {p.name: None if p.name in whole else cursors.get(p.name) for p in plans}
-        return [_store_section(s) for s in extract(self.client, plans, start, staging, run_ts=self.run_ts,
-                                                    full=self.full)]
+        sections = [_store_section(s) for s in extract(self.client, plans, start, staging, run_ts=self.run_ts,
+                                                        full=self.full)]
+        # GDPR: forgotten records never reach the history (nor their files the blob store) again
+        Forgotten.of(self.store.db, self.config.storage.path, self.config.storage.blob_key_env
+                     ).purge_staging(staging)
+        return sections
 
     def _cleared_lookups(self, selected: list[ObjectPlan], ok_plans: list[ObjectPlan], sections: list[Any],
                          staging: Path) -> set[str]:

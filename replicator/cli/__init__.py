@@ -20,6 +20,7 @@ from replicator.cli.check import check_cmd
 from replicator.cli.config import config
 from replicator.cli.demo import demo
 from replicator.cli.export import diff_cmd, export_cmd, exports_cmd
+from replicator.cli.gdpr import gdpr
 from replicator.cli.output import CONTEXT_SETTINGS, JSON_KEY, fail
 from replicator.cli.query import history, sql
 from replicator.cli.runs import runs
@@ -74,6 +75,7 @@ for command in (config, catalog, backup, runs, sql, history, demo, check_cmd, ex
     cli.add_command(command)
 cli.add_command(audit)
 cli.add_command(store)
+cli.add_command(gdpr)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from replicator.store.blobs import BlobStore
 from replicator.store.database import Database, StoreInUse
 from replicator.store.layout import Layout
 from replicator.store.lock import WriterLock, holder_of, refusal
+from replicator.store.rewrite import remove_leftovers
 from replicator.store.snapshot import SnapshotStore
 
 __all__ = ["ForeignFolder", "NoBackups", "Repository"]
@@ -94,6 +95,7 @@ class Repository:
         self._claim()
         lock = WriterLock.acquire(self.layout, what, job)
         try:
+            remove_leftovers(self.layout.database)
             return SnapshotStore(self.layout.database, lock=lock, key=self.key)
         except BaseException:
             lock.release()

@@ -25,8 +25,6 @@ from replicator.cli import cli
 from replicator.store import encryption
 from replicator.store.repository import Repository
 
-pytest.importorskip("duckdb_extension_httpfs", reason="encryption at rest needs duckdb-extension-httpfs")
-
 KEY_ENV = "REPLICATOR_TEST_STORE_KEY"
 NEW_KEY_ENV = "REPLICATOR_TEST_NEW_KEY"
 KEY = "k" * 20 + "3Xb9vQ2mL8pR4tW6yZ1aC5eG7hJ0"  # 48 characters
@@ -247,3 +245,22 @@ def test_compaction_keeps_the_key_and_a_writer_blocks_re_keying(env: Any, plain_
     database = plain_store.parent / "store" / "snapshot.duckdb"
     assert encryption.is_encrypted(database) and not list(database.parent.glob("snapshot.duckdb.*"))
     assert values(plain_store) == known and found(plain_store.parent / "store", known) == []
+
+
+def test_a_gdpr_forget_keeps_an_encrypted_store_encrypted(env: Any, tmp_config: Callable[..., Path]) -> None:
+    """The forget rewrites the database file into a fresh one: that file is encrypted under the
+    same key, the subject is gone and every other record still answers."""
+    config = tmp_config(keyed(config_text(env)))
+    done = invoke(config, "backup", "run", "--objects", "Account,Contact", "--json")
+    assert done.exit_code == 0, done.output
+    known = values(config)
+    rows = json.loads(invoke(config, "sql", 'SELECT "Id", "Email", "Phone" FROM "Contact" '
+                             'WHERE "Email" IS NOT NULL ORDER BY "Id" LIMIT 1', "--json").output)
+    subject, email, phone = rows[0]["Id"], rows[0]["Email"], rows[0]["Phone"]
+    forgot = invoke(config, "gdpr", "forget", "--object", "Contact", "--id", subject, "--json")
+    assert forgot.exit_code == 0, forgot.output
+    store = config.parent / "store"
+    assert encryption.is_encrypted(store / "snapshot.duckdb")
+    assert found(store, known) == []
+    left = values(config)
+    assert email not in left and set(left) == set(known) - {email, phone}
