@@ -88,14 +88,17 @@ def test_a_keyed_backup_leaves_no_plain_value_and_still_answers(env: Any, tmp_co
     assert len(known) > 20 and found(plain_store.parent / "store", known)  # the search sees plain values
     (plain_store.parent / "other").mkdir()
     config = tmp_config(keyed(config_text(env)), name="other/config.toml")
-    done = invoke(config, "backup", "run", "--objects", "Account,Contact", "--json")
-    assert done.exit_code == 0, done.output
+    # file bodies too: the files step, like every step of a run, reads the encrypted staging
+    done = invoke(config, "backup", "run", "--objects", "Account,Contact,ContentVersion,Attachment", "--json")
+    assert done.exit_code == 0 and json.loads(done.output)["status"] == "completed", done.output
     store = config.parent / "store"
     assert encryption.is_encrypted(store / "snapshot.duckdb")
     assert values(config) == known  # reads, analysts' sealed SQL included, go through the key
     assert found(store, known) == []
-    again = invoke(config, "backup", "run", "--objects", "Account,Contact", "--json")  # incremental, WAL
-    assert again.exit_code == 0, again.output
+    # --full: every record id reconciled with the org (the staging-side exactness queries)
+    again = invoke(config, "backup", "run", "--objects", "Account,Contact,ContentVersion,Attachment",
+                   "--full", "--json")
+    assert again.exit_code == 0 and json.loads(again.output)["status"] == "completed", again.output
     assert found(store, known) == []
     some = json.loads(invoke(config, "sql", 'SELECT "Id" FROM "Account" LIMIT 1', "--json").output)[0]["Id"]
     history = invoke(config, "history", "Account", some, "--json")
@@ -264,3 +267,41 @@ def test_a_gdpr_forget_keeps_an_encrypted_store_encrypted(env: Any, tmp_config: 
     assert found(store, known) == []
     left = values(config)
     assert email not in left and set(left) == set(known) - {email, phone}
+
+
+def test_a_keyed_runs_staging_is_encrypted_too(env: Any, tmp_path: Path) -> None:
+    """dlt stages through a connection of ours into the encrypted file (REST and Bulk objects),
+    stage_ids appends to it, and nothing of the rows is readable in its bytes."""
+    from datetime import UTC, datetime
+
+    from test_source_salesforce import OBJECTS, THRESHOLD
+
+    from replicator.config import ObjectSelection, OrgSettings, PasswordAuth, Secret
+    from replicator.salesforce.catalog import plan_org
+    from replicator.salesforce.client import OrgClient
+    from replicator.sources.salesforce import STAGING_DATASET, connect_staging, extract, stage_ids
+
+    auth = PasswordAuth(username=env.username, password=Secret("P", env.password), client_id=env.client_id,
+                        client_secret=Secret("S", env.client_secret))
+    client = OrgClient(OrgSettings(name="emu", login_url=env.base_url, api_version="62.0", auth=auth,
+                                   ca_bundle=Path(env.ca_path)), backoff_seconds=0.01)
+    plans = [p for p in plan_org(client, ObjectSelection(include=OBJECTS, recommended=False), THRESHOLD)
+             if p.included]
+    methods = {p.method for p in plans}
+    key = Secret(KEY_ENV, KEY)
+    staging = tmp_path / "run" / "staging.duckdb"
+    sections = extract(client, plans, {}, staging, run_ts=datetime.now(UTC), key=key)
+    assert {s.status for s in sections} == {"ok"} and len(methods) > 1
+    account = next(p for p in plans if p.name == "Account")
+    ids = [r["Id"] for page in client.query_pages("SELECT Id FROM Account LIMIT 3") for r in page]
+    assert stage_ids(client, account, ids, staging, key) == 3
+    assert encryption.is_encrypted(staging) and not (tmp_path / "run" / "dlt").exists()
+    with connect_staging(staging, key) as con:
+        names = [r[0] for r in con.execute(
+            f'SELECT "Name" FROM {STAGING_DATASET}."Account" WHERE length("Name") >= 10').fetchall()]
+        contacts = con.execute(f'SELECT count(*) FROM {STAGING_DATASET}."Contact"').fetchone()[0]
+    assert len(names) > 20 and contacts > 20
+    assert found(tmp_path / "run", names) == []
+    with pytest.raises(encryption.EncryptionProblem) as refused:
+        connect_staging(staging)
+    assert "no key is configured" in str(refused.value)
