@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from replicator.store import encryption
 from replicator.store.database import Database
 from replicator.store.schema import quote
 
@@ -118,7 +119,7 @@ class Forgotten:
         if not self.hashes() or not staging.exists():
             return {}
         removed: dict[str, int] = {}
-        with duckdb.connect(str(staging)) as con:
+        with encryption.connect(staging, self.db.key, read_only=False) as con:  # the store's key
             con.register("_forgotten", pa.table({"subject": pa.array(sorted(self.hashes()))}))
             tables = con.execute(
                 "SELECT schema_name, table_name FROM duckdb_columns() WHERE column_name = 'Id' "

@@ -119,7 +119,7 @@ class Repository:
             return
         if root.exists() and not root.is_dir():
             raise ForeignFolder(f"the storage path {root} is a file, not a folder", key="storage.path")
-        # The audit log records every command, even those before the first backup: it is ours.
+        # An audit log written there before it was a store (by an older version) is ours too.
         entries = sorted(entry.name for entry in root.iterdir()
                          if entry != self.layout.audit) if root.is_dir() else []
         if entries:
@@ -166,8 +166,10 @@ class Repository:
         return BlobStore(self.layout.blobs, key)
 
     def audit_log(self) -> AuditLog:
-        """The folder's audit log (a file beside the store, whatever the store is: see store.audit_log)."""
-        return AuditLog(self.layout.audit)
+        """The folder's audit log (a file beside the store, whatever the store is: see store.audit_log),
+        appended to only once the folder is a store (marked, or holding the database)."""
+        ours = self.layout.marker.is_file() or self.layout.database.is_file()
+        return AuditLog(self.layout.audit, writable=ours)
 
     def job_state(self, job: str) -> Path:
         """Where a job keeps its plan and watermarks between runs (the folder is created)."""
