@@ -65,7 +65,7 @@ class CheckResult(JobResult):
 def check(config: Config, request: CheckRequest) -> CheckResult:
     """Check the configured storage folder; raises NoBackups before the first backup and Locked while a
     writer holds the store (its work in progress would look like problems)."""
-    repository = Repository(config.storage.path)
+    repository = Repository.for_storage(config.storage)
     holder = holder_of(repository.layout)
     if holder is not None:
         raise Locked(f"a {holder.get('what') or 'backup'} (pid {holder.get('pid', '?')}, started "

@@ -105,6 +105,8 @@ def org_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--control-token", envvar=ENV + "CONTROL_TOKEN",
               help="Require this X-Emulator-Token header on /_emulator/ calls.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
+@click.option("--request-timeout", "request_seconds", default=60.0, show_default=True,
+              type=click.FloatRange(0.1), help="Seconds a client has to send a whole request.")
 @click.option("--username", envvar=ENV + "USERNAME", default=OrgSettings.username, show_envvar=True)
 @click.option("--password", envvar=ENV + "PASSWORD", default=OrgSettings.password, show_envvar=True)
 @click.option("--security-token", envvar=ENV + "SECURITY_TOKEN", default=OrgSettings.security_token,
@@ -116,8 +118,8 @@ def serve(host: str, port: int, state_dir: Path, scale: int, seed: int, counts: 
           no_files: bool, hostnames: tuple[str, ...], tls_cert: Path | None, tls_key: Path | None,
           org_type: str, schema_files: tuple[Path, ...], session_seconds: int, api_limit: int,
           fault_config: FaultConfig, ready_file: Path | None, reset_data: bool,
-          control_token: str | None, access_log: bool, username: str, password: str, security_token: str,
-          client_id: str, client_secret: str) -> None:
+          control_token: str | None, access_log: bool, request_seconds: float, username: str, password: str,
+          security_token: str, client_id: str, client_secret: str) -> None:
     """Serve an emulated org over HTTPS until interrupted."""
     from sfemu.serve import ServeOptions  # uvicorn only when serving
     from sfemu.serve import serve as run
@@ -133,7 +135,7 @@ def serve(host: str, port: int, state_dir: Path, scale: int, seed: int, counts: 
     )
     options = ServeOptions(host=host, port=port, hostnames=list(hostnames), tls_cert=tls_cert,
                            tls_key=tls_key, ready_file=ready_file, control_token=control_token,
-                           access_log=access_log, reset_data=reset_data)
+                           access_log=access_log, reset_data=reset_data, request_seconds=request_seconds)
     try:
         run(settings, options)
     except OSError as exc:

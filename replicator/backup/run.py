@@ -2,9 +2,10 @@
 
 A run is the unit users judge a backup by, so this module decides the run's status the way the
 products they know do (Backupify): `completed` when at least 95% of the org's records are backed
-up, `partial` when less, when the API cap stopped the run, or when the same object failed 7 runs
-in a row; `failed` when nothing could be backed up; `disabled` when the org's credentials no longer
-work. Everything it calls is a source or a sink; this file only sequences them.
+up, `partial` when less, when the API cap stopped the run, when the same object failed 7 runs
+in a row, or when an object could not even be described (the plan has a hole, whatever its size);
+`failed` when nothing could be backed up; `disabled` when the org's credentials no longer work.
+Everything it calls is a source or a sink; this file only sequences them.
 
 The "nothing changed" fast path (replicator/backup/probe.py): before extracting, a run asks the org in a
 few /composite calls which objects changed since the previous run's watermarks and whether the
@@ -203,7 +204,8 @@ OK_SECTION = ("ok",)
 CAP_CODES = ("API_CAP_REACHED", "REQUEST_LIMIT_EXCEEDED")
 
 
-def decide_status(sections: list[Any], failed_streaks: dict[str, int], cap_hit: bool) -> tuple[str, str]:
+def decide_status(sections: list[Any], failed_streaks: dict[str, int], cap_hit: bool,
+                  undescribed: Sequence[str] = ()) -> tuple[str, str]:
     """The run's status from its sections, as Backupify users know it (see module docstring)."""
     total = sum(_records(s) for s in sections)
     backed = sum(_records(s) for s in sections if s.status in OK_SECTION)
@@ -220,7 +222,9 @@ def decide_status(sections: list[Any], failed_streaks: dict[str, int], cap_hit: 
         notes.append("stopped at the job's API usage cap; the next run resumes")
     if chronic:
         notes.append(f"failing {FAILED_RUNS_FOR_PARTIAL}+ runs in a row: {', '.join(chronic)}")
-    status = "partial" if share < COMPLETED_SHARE or cap_hit or chronic else "completed"
+    if undescribed:
+        notes.append(f"describe failed: {', '.join(undescribed)}")
+    status = "partial" if share < COMPLETED_SHARE or cap_hit or chronic or undescribed else "completed"
     return status, "; ".join(notes)
 
 
@@ -236,7 +240,7 @@ def run_backup(config: Config, request: BackupRequest = BackupRequest(),
                progress: Progress = Silent()) -> RunResult:
     """Run one backup of a job; raises BackupError/ConfigError when it cannot start."""
     job = pick_job(config, request.job)
-    repository = Repository(config.storage.path)
+    repository = Repository.for_storage(config.storage)
     try:
         store = repository.open_write("backup", job.name, create=True)
     except StoreLocked as exc:
@@ -264,6 +268,7 @@ class _Run:
         self.run_dir: Path | None = None
         self.run_ts = datetime.now(UTC)
         self.counted: set[str] = set()  # objects whose org count this run read fresh
+        self.undescribed: list[str] = []  # objects the job wants whose describe failed this run
 
     def execute(self) -> RunResult:
         self._recover()
@@ -326,11 +331,14 @@ class _Run:
         plans = self.state.object_plans() if cached else self._plan()
         cursors = {p.name: self.store.reads.cursor(p.name) for p in plans if p.included}
         self.progress.phase("probe")
-        found = probe(self.batcher, self.state, plans, self._selected(plans), cursors, self.full)
+        found = probe(self.batcher, self.state, plans, _described(self._selected(plans)), cursors, self.full)
         if cached and not found.plan_valid:
             plans = self._plan()
             cursors = {p.name: self.store.reads.cursor(p.name) for p in plans if p.included}
-        selected = self._selected(plans)
+        selected = _described(self._selected(plans))
+        failed = [StoreSection(object=p.name, status="failed", message=p.error)
+                  for p in self._selected(plans) if p.error]
+        self.undescribed = [s.object for s in failed]
         recorded = self.store.reads.field_types
         events = {p.name: ev for p in selected if (ev := schema_changes(recorded(p.name), p))}
         unchanged = found.unchanged - events.keys()
@@ -352,6 +360,7 @@ class _Run:
                                     "every record re-read and compared")
         sections += [StoreSection(object=p.name, status="ok", message=UNCHANGED)
                      for p in selected if p.name in unchanged]
+        sections += failed
         self.progress.advance(n=len(todo))
         pause("extracted")
 
@@ -446,7 +455,7 @@ class _Run:
     def _apply(self, staging: Path, ok_plans: list[ObjectPlan], sections: list[Any], cap_hit: bool,
                whole: set[str], expect: dict[str, int] | None) -> tuple[str, str]:
         """Decide the status and commit everything in one transaction (CountMismatch: nothing committed)."""
-        status, message = decide_status(sections, self._failed_streaks(sections), cap_hit)
+        status, message = decide_status(sections, self._failed_streaks(sections), cap_hit, self.undescribed)
         self.progress.phase("apply")
         assert self.run_id is not None
         # the store fills each section's store_count inside the same transaction (integrity check)
@@ -520,11 +529,17 @@ class _Run:
 
     def _remember(self, plans: list[ObjectPlan], found: Probe, sections: list[Any]) -> None:
         ok = {s.object for s in sections if s.status in OK_SECTION}
-        self.state.plans = [asdict(p) for p in plans]
+        # a plan with a failed describe is not kept: the next run describes the org again
+        self.state.plans = [] if self.undescribed else [asdict(p) for p in plans]
         self.state.last_modified = found.last_modified
         self.state.watermarks = next_watermarks(self.state.watermarks, found, ok)
         self.state.org_counts.update({s.object: s.org_count for s in sections if s.org_count is not None})
         self.state.save(self.state_path)
+
+
+def _described(plans: list[ObjectPlan]) -> list[ObjectPlan]:
+    """The plans that can be read: those whose describe answered."""
+    return [p for p in plans if p.error is None]
 
 
 def _status_of(sections: list[Any], name: str) -> str | None:

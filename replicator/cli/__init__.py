@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from replicator import __version__
+from replicator.cli.audit import audit, audit_tree
 from replicator.cli.backup import backup, catalog
 from replicator.cli.check import check_cmd
 from replicator.cli.config import config
@@ -23,6 +24,7 @@ from replicator.cli.gdpr import gdpr
 from replicator.cli.output import CONTEXT_SETTINGS, JSON_KEY, fail
 from replicator.cli.query import history, sql
 from replicator.cli.runs import runs
+from replicator.cli.store import store
 from replicator.config import CONFIG_ENV, DEFAULT_CONFIG
 from replicator.errors import ReplicatorError
 
@@ -45,7 +47,8 @@ class Root(click.Group):
         if cmd_name in LAZY_COMMANDS:
             module_name, attr = LAZY_COMMANDS[cmd_name].split(":")
             return getattr(importlib.import_module(module_name), attr)
-        return super().get_command(ctx, cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        return None if command is None else audit_tree(command)  # every command's outcome is audited
 
     def invoke(self, ctx: click.Context) -> object:
         """Run the command; a ReplicatorError becomes its exit code and message, never a traceback."""
@@ -70,6 +73,8 @@ def cli(ctx: click.Context, config_path: Path) -> None:
 for command in (config, catalog, backup, runs, sql, history, demo, check_cmd, export_cmd, diff_cmd,
                 exports_cmd):
     cli.add_command(command)
+cli.add_command(audit)
+cli.add_command(store)
 cli.add_command(gdpr)
 
 

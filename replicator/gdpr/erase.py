@@ -145,7 +145,7 @@ def _unreferenced(store: SnapshotStore, shas: set[str], bodies: Mapping[str, str
 def _erase(config: Config, store: SnapshotStore, request: GdprRequest, erasure: Erasure,
            remember: Forgotten | None) -> tuple[int, Mapping[str, int], Copies, int]:
     """Rewrite the store, then bodies and copies; returns request id, versions dropped, copies, bodies."""
-    repository = Repository(config.storage.path)
+    repository = Repository.for_storage(config.storage)
     bodies = blob_fields(store)
     shas = _body_shas(store, erasure.drop, bodies)
     requests = GdprRequests(store.db)
@@ -184,7 +184,7 @@ def _record(store: SnapshotStore, obj: str, record_id: str) -> tuple[str, str]:
 def _checked(config: Config, check: Callable[[SnapshotStore], object]) -> None:
     """Run the input checks on the store opened read-only first: opening for writing alone touches
     the file (ledger upkeep, a checkpoint), and bad input must leave every byte as it was."""
-    with Repository(config.storage.path).open_read() as store:
+    with Repository.for_storage(config.storage).open_read() as store:
         check(store)
 
 
@@ -192,7 +192,7 @@ def run_forget(config: Config, request: ForgetRequest, progress: Progress = Sile
     """Forget a record everywhere the store reaches, and remember it only as a keyed hash."""
     progress.phase("gdpr forget")
     _checked(config, lambda store: _record(store, request.object, request.record_id))
-    with Repository(config.storage.path).open_write("gdpr forget") as store:
+    with Repository.for_storage(config.storage).open_write("gdpr forget") as store:
         obj, rid = _record(store, request.object, request.record_id)
         targets = subjects(store, obj, rid, request.with_related)
         forgotten = Forgotten.of(store.db, config.storage.path, config.storage.blob_key_env)
@@ -241,7 +241,7 @@ def run_rectify(config: Config, request: RectifyRequest, progress: Progress = Si
         return obj, rid, name, *_typed(store, obj, name, request.value)
 
     _checked(config, check)
-    with Repository(config.storage.path).open_write("gdpr rectify") as store:
+    with Repository.for_storage(config.storage).open_write("gdpr rectify") as store:
         obj, rid, name, value, sql_type = check(store)
         entry = GdprRequest("rectify", obj, rid, name, request.comment, _who(), now())
         derived = ("Name",) if name in NAME_PARTS and "Name" in store.reads.fields(obj) else ()

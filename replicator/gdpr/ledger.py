@@ -48,5 +48,5 @@ class RequestsResult(JobResult):
 
 def list_requests(config: Config) -> RequestsResult:
     """The request ledger, read-only."""
-    with Repository(config.storage.path).open_read() as store:
+    with Repository.for_storage(config.storage).open_read() as store:
         return RequestsResult([_route_shape(r) for r in GdprRequests(store.db).entries()])

@@ -170,5 +170,5 @@ def search(store: SnapshotStore, request: SearchRequest) -> SearchResult:
 def run_search(config: Config, request: SearchRequest) -> SearchResult:
     """Search the store read-only (no lock: a backup may run meanwhile)."""
     request.kind()
-    with Repository(config.storage.path).open_read() as store:
+    with Repository.for_storage(config.storage).open_read() as store:
         return search(store, request)

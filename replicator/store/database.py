@@ -9,6 +9,7 @@ ledger tables without a migration step.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,10 +18,13 @@ from typing import Any
 
 import duckdb
 
+from replicator.config import Secret
+from replicator.errors import ConfigProblem, Locked
+from replicator.store import encryption
 from replicator.store.lock import WriterLock
 from replicator.store.schema import HELPER_MACROS
 
-__all__ = ["Database", "now", "rows"]
+__all__ = ["Database", "StoreInUse", "StoreUnusable", "now", "rows"]
 
 FORMAT_VERSION = "1"
 LEDGER_DDL = (
@@ -60,10 +64,48 @@ SEALED = {"enable_external_access": False, "autoinstall_known_extensions": False
           "autoload_known_extensions": False}
 
 
+class StoreUnusable(ConfigProblem):
+    """The store's database file cannot be used as it is (not a DuckDB file, damaged, or not ours)."""
+
+
+class StoreInUse(Locked):
+    """Another process has the database file open for writing (a backup or another writer)."""
+
+
+def unusable(path: Path, exc: duckdb.Error) -> ConfigProblem | Locked:
+    """DuckDB's complaint about opening `path`, as one sentence saying what is wrong and what to do
+    (its own text names no remedy, spans lines and, for locks, a link)."""
+    text = str(exc)
+    if "Could not set lock" in text:
+        holder = re.search(r"\(PID (\d+)\)", text)
+        by = f" by process {holder.group(1)}" if holder else ""
+        return StoreInUse(f"the store {path} is open for writing{by} (a backup or another writer): "
+                          "try again when it has finished")
+    if "not a valid DuckDB database" in text:
+        return StoreUnusable(f"{path} is not a DuckDB database (empty, overwritten or another kind of "
+                             "file): restore it from a copy or point storage.path at the right folder")
+    first = text.splitlines()[0].removeprefix("IO Error: ") if text else type(exc).__name__
+    return StoreUnusable(f"{path} is damaged and cannot be opened ({first}): restore it from a copy")
+
+
+def foreign(path: Path) -> StoreUnusable:
+    """A DuckDB database that Replicator did not create: never add our tables to someone's data."""
+    return StoreUnusable(f"{path} is a DuckDB database but not a Replicator store: nothing was "
+                         "written to it; point storage.path at a store folder or an empty one")
+
+
 def now() -> datetime:
     """The current instant at millisecond precision (what the ledgers record)."""
     moment = datetime.now(UTC)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def _is_store(con: duckdb.DuckDBPyConnection) -> bool:
+    """Ours, or empty (a store being created): a database with tables but no store_info is not."""
+    tables, ours = con.execute(
+        "SELECT count(*), count(*) FILTER (schema_name = 'main' AND table_name = 'store_info') "
+        "FROM duckdb_tables() WHERE database_name = current_database()").fetchone()
+    return not tables or bool(ours)
 
 
 def rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -76,15 +118,17 @@ class Database:
     """The open DuckDB file: one connection, reopened after compaction; holds the writer lock if any."""
 
     def __init__(self, path: Path, *, read_only: bool, memory_limit: str, lock: WriterLock | None,
-                 sealed: bool = False) -> None:
+                 sealed: bool = False, key: Secret | None = None) -> None:
         """`sealed`: for analysts' SQL — no file, extension or setting reachable beyond the store's own
-        tables (DuckDB's external access off and its configuration locked; read-only only)."""
+        tables (DuckDB's external access off and its configuration locked; read-only only).
+        `key`: the store's encryption key (store.encryption); None for a plain store."""
         if sealed and not read_only:
             raise ValueError("only a read-only store can be sealed")
         self.path = Path(path)
         self.read_only = read_only
         self.sealed = sealed
         self.memory_limit = memory_limit
+        self.key = key
         self._lock = lock
         self.con = self.connect()
 
@@ -93,7 +137,13 @@ class Database:
         if not self.read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         config = SEALED if self.sealed else {}
-        con = duckdb.connect(str(self.path), read_only=self.read_only, config=config)
+        try:
+            con = encryption.connect(self.path, self.key, read_only=self.read_only, config=config)
+        except duckdb.Error as exc:
+            raise unusable(self.path, exc) from None
+        if not _is_store(con):
+            con.close()
+            raise foreign(self.path)
         # GLOBAL, so every cursor of this connection (readers use their own) answers in UTC too.
         con.execute("SET GLOBAL TimeZone = 'UTC'")
         con.execute("SET memory_limit = ?", [self.memory_limit])
@@ -109,6 +159,15 @@ class Database:
                 con.execute(ddl)
             con.execute("COMMIT")
         return con
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own (for a reader that streams or registers Arrow tables), opened on the
+        store's database: an encrypted store is an attached catalog, and a bare cursor would start
+        in DuckDB's in-memory default instead."""
+        cur = self.con.cursor()
+        if self.key is not None:
+            cur.execute(f"USE {encryption.catalog(self.path)}")
+        return cur
 
     def execute(self, query: str, params: Iterable[Any] = ()) -> duckdb.DuckDBPyConnection:
         """Run one statement on the store's connection."""

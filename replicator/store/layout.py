@@ -14,12 +14,14 @@ from pathlib import Path
 
 __all__ = ["Layout"]
 
+MARKER = ".replicator-store"  # written when the store is created: this folder is ours to manage
 DATABASE = "snapshot.duckdb"
 LOCK = "backup.lock"  # the name predates the other writers; kept so a running old version still sees it
 BLOBS = "blobs"
 BLOB_KEY = "blob.key"
 JOBS = "jobs"
 RUNS = "runs"
+AUDIT = "audit.jsonl"
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,11 @@ class Layout:
     """Paths inside one storage folder (nothing here touches the disk)."""
 
     root: Path
+
+    @property
+    def marker(self) -> Path:
+        """The file that says the folder is a Replicator store (a writer manages only such folders)."""
+        return self.root / MARKER
 
     @property
     def database(self) -> Path:
@@ -60,3 +67,8 @@ class Layout:
     def run_folder(self, run_id: int) -> Path:
         """One run's working folder (raw staged rows; removed when the run ends)."""
         return self.runs / str(run_id)
+
+    @property
+    def audit(self) -> Path:
+        """The append-only, hash-chained audit log (store.audit_log)."""
+        return self.root / AUDIT

@@ -21,7 +21,7 @@ from typing import Any
 from replicator.errors import Locked
 from replicator.store.layout import Layout
 
-__all__ = ["StoreLocked", "WriterLock", "holder_of", "writer_lock"]
+__all__ = ["StoreLocked", "WriterLock", "holder_of", "refusal", "writer_lock"]
 
 log = logging.getLogger("replicator.store.lock")
 
@@ -52,7 +52,7 @@ class WriterLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = _read_holder(fd)
-                raise StoreLocked(_refusal(layout, holder), holder) from None
+                raise StoreLocked(refusal(layout, holder, "wait for it to finish"), holder) from None
             previous = _read_holder(fd)
             if previous.get("pid") and previous["pid"] != os.getpid():
                 log.warning("taking over the lock of %s pid %s (started %s), which is no longer running",
@@ -103,13 +103,14 @@ def holder_of(layout: Layout) -> dict[str, Any] | None:
         os.close(fd)
 
 
-def _refusal(layout: Layout, holder: dict[str, Any]) -> str:
-    """The sentence a refused writer reads: what runs, for which job, in which process, since when."""
+def refusal(layout: Layout, holder: dict[str, Any], remedy: str) -> str:
+    """The sentence a refused writer (or reader) reads: what runs, for which job, in which process,
+    since when, and what to do."""
     what = holder.get("what") or "backup"
     job = f"job {holder['job']}, " if holder.get("job") else ("job ?, " if what == "backup" else "")
     article = "an" if what[:1] in "aeiou" else "a"
     return (f"{article} {what} is already running on {layout.root} ({job}pid {holder.get('pid', '?')}, "
-            f"started {holder.get('started', '?')}); wait for it to finish")
+            f"started {holder.get('started', '?')}); {remedy}")
 
 
 def _read_holder(fd: int) -> dict[str, Any]:

@@ -13,25 +13,43 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from replicator.errors import NotFound
+from replicator.config import Secret, StorageSettings
+from replicator.errors import ConfigProblem, NotFound
+from replicator.store import encryption
+from replicator.store.audit_log import AuditLog
 from replicator.store.blobs import BlobStore
+from replicator.store.database import Database, StoreInUse
 from replicator.store.layout import Layout
-from replicator.store.lock import WriterLock
+from replicator.store.lock import WriterLock, holder_of, refusal
 from replicator.store.rewrite import remove_leftovers
 from replicator.store.snapshot import SnapshotStore
 
-__all__ = ["NoBackups", "Repository"]
+__all__ = ["ForeignFolder", "NoBackups", "Repository"]
+
+MARKER_TEXT = ("This folder is a Replicator store: Replicator creates, replaces and removes files in it.\n"
+               "Keep other files elsewhere.\n")
 
 
 class NoBackups(NotFound):
     """The storage folder holds no backup yet: nothing to read, export or check."""
 
 
+class ForeignFolder(ConfigProblem):
+    """The storage path names a folder that holds other files: a writer would replace or remove them."""
+
+
 class Repository:
     """One storage folder: its history store, blobs, job states and run folders."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, key: Secret | None = None) -> None:
+        """`key`: the snapshot store's encryption key (store.encryption), None for a plain store."""
         self.layout = Layout(Path(root))
+        self.key = key
+
+    @classmethod
+    def for_storage(cls, storage: StorageSettings) -> Repository:
+        """The configured storage folder, with its store's key when one is configured."""
+        return cls(storage.path, storage.store_key())
 
     def has_backups(self) -> bool:
         """True once a backup created the store (even if no run has committed yet)."""
@@ -44,14 +62,26 @@ class Repository:
 
     def open_read(self) -> SnapshotStore:
         """The store, read-only (readers never take the writer lock); NoBackups before the first backup."""
-        self._require_backups()
-        return SnapshotStore(self.layout.database, read_only=True)
+        return self._reader(sealed=False)
 
     def open_query(self) -> SnapshotStore:
         """The store for analysts' SQL: read-only, with files, extensions and settings out of reach,
         so a query can read the store's tables and nothing else on the machine."""
+        return self._reader(sealed=True)
+
+    def _reader(self, *, sealed: bool) -> SnapshotStore:
+        """A read-only store. While a writer has the database open, DuckDB lets no other process in,
+        not even to read: say which writer, from its lock file (a DuckLake catalog will not have
+        this limit)."""
         self._require_backups()
-        return SnapshotStore(self.layout.database, read_only=True, sealed=True)
+        try:
+            return SnapshotStore(self.layout.database, read_only=True, sealed=sealed, key=self.key)
+        except StoreInUse:
+            holder = holder_of(self.layout)
+            if not holder:
+                raise
+            raise StoreInUse(refusal(self.layout, holder, "read commands work again when it has "
+                                     "finished")) from None
 
     def open_write(self, what: str, job: str | None = None, *, create: bool = False) -> SnapshotStore:
         """The store for writing, holding the writer lock until it is closed.
@@ -62,13 +92,52 @@ class Repository:
         """
         if not create:
             self._require_backups()
+        self._claim()
         lock = WriterLock.acquire(self.layout, what, job)
         try:
             remove_leftovers(self.layout.database)
-            return SnapshotStore(self.layout.database, lock=lock)
+            return SnapshotStore(self.layout.database, lock=lock, key=self.key)
         except BaseException:
             lock.release()
             raise
+
+    def _claim(self) -> None:
+        """Make sure the folder is ours before a writer touches it: a store (marked, or created before
+        markers existed), or empty and marked now. A share that already holds a `runs/` folder of
+        reports must not lose it to a backup's clean-up, so any other folder is refused untouched."""
+        root = self.layout.root
+        if self.layout.marker.is_file():
+            return
+        if root.exists() and not root.is_dir():
+            raise ForeignFolder(f"the storage path {root} is a file, not a folder", key="storage.path")
+        # The audit log records every command, even those before the first backup: it is ours.
+        entries = sorted(entry.name for entry in root.iterdir()
+                         if entry != self.layout.audit) if root.is_dir() else []
+        if entries:
+            if not self.layout.database.is_file():
+                shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+                raise ForeignFolder(
+                    f"the storage folder {root} already holds files that are not a Replicator store "
+                    f"({shown}): choose an empty or new folder for storage.path", key="storage.path")
+            Database(self.layout.database, read_only=True, memory_limit="64MB", lock=None,
+                     key=self.key).close()
+        root.mkdir(parents=True, exist_ok=True)
+        self.layout.marker.write_text(MARKER_TEXT, encoding="utf-8")
+
+    def is_encrypted(self) -> bool:
+        """Whether the store is encrypted (NoBackups before the first backup)."""
+        self._require_backups()
+        return encryption.is_encrypted(self.layout.database)
+
+    def rekey(self, new_key: Secret | None) -> None:
+        """Rewrite the store under `new_key` (None: plain) atomically, holding the writer lock
+        (store.encryption.rekey); the repository's key must open the store as it is now."""
+        self._require_backups()
+        lock = WriterLock.acquire(self.layout, "store re-encryption")
+        try:
+            encryption.rekey(self.layout.database, self.key, new_key)
+        finally:
+            lock.release()
 
     def blobs(self, key_env: str | None = None, environ: Mapping[str, str] | None = None) -> BlobStore:
         """The encrypted file bodies, keyed as configured (see store.blobs.load_key)."""
@@ -78,6 +147,10 @@ class Repository:
         """The blob store without its key: enough to ask which blobs exist, never to read one (and it
         never creates a key file, so a read-only check leaves the folder as it was)."""
         return BlobStore(self.layout.blobs, None)
+
+    def audit_log(self) -> AuditLog:
+        """The folder's audit log (a file beside the store, whatever the store is: see store.audit_log)."""
+        return AuditLog(self.layout.audit)
 
     def job_state(self, job: str) -> Path:
         """Where a job keeps its plan and watermarks between runs (the folder is created)."""

@@ -22,13 +22,14 @@ from typing import Any
 
 import duckdb
 
+from replicator.store import encryption
 from replicator.store.database import Database
 from replicator.store.schema import literal, quote
 
 __all__ = ["Erasure", "Rectification", "rebuild", "remove_leftovers", "rewrite_without"]
 
 SOURCE, TARGET = "src", "dst"
-SUFFIXES = ("compact", "rewrite")  # the fresh files of compaction and of a GDPR rewrite
+SUFFIXES = ("compact", "rewrite", "rekey")  # the fresh files of compaction, a GDPR rewrite, a new key
 
 
 def remove_leftovers(path: Path) -> None:
@@ -82,22 +83,21 @@ def rebuild(db: Database, fill: Callable[[duckdb.DuckDBPyConnection], None], suf
         remove_leftovers(path)
         if wal.exists():
             raise RuntimeError(f"{wal} still exists after a checkpoint; not rewriting")
-        with duckdb.connect() as con:
+        with duckdb.connect(config={"autoinstall_known_extensions": False,
+                                    "autoload_known_extensions": False}) as con:
             con.execute("SET memory_limit = ?", [db.memory_limit])
             con.execute(f"SET temp_directory = {literal(str(path.with_name(path.name + '.tmp')))}")
-            con.execute(f"ATTACH {literal(str(path))} AS {SOURCE} (READ_ONLY)")
-            con.execute(f"ATTACH {literal(str(fresh))} AS {TARGET}")
+            # an encrypted store stays encrypted under its key, spill files included
+            encryption.attach(con, path, SOURCE, db.key, read_only=True)
+            encryption.attach(con, fresh, TARGET, db.key)
+            if db.key is not None:
+                con.execute("SET temp_file_encryption = true")
             fill(con)
             con.execute(f"DETACH {TARGET}")
             con.execute(f"DETACH {SOURCE}")
         with open(fresh, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(fresh, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        encryption.swap(fresh, path)
     finally:
         db.con = db.connect()
 

@@ -193,6 +193,8 @@ def test_forget_erases_every_copy_and_later_backups_do_not_bring_it_back(history
     assert len(done["copies"]["removed"]) == 1  # files/Attachment/<Id>.txt of the CSV export
 
     assert hits(folders, needles) == {}
+    audit = history.store / "audit.jsonl"  # the audit log names the request, never the record
+    assert audit.exists() and history.person not in audit.read_text(encoding="utf-8")
     assert not list(history.store.glob("snapshot.duckdb.*"))  # no rewrite leftovers, no WAL
     # everyone else's history is unchanged, and time travel still answers
     assert read(history, f"SELECT * FROM \"Contact_history\"('{history.control}')") == control_before
@@ -327,3 +329,29 @@ def test_forget_with_related_takes_every_record_whose_lookup_names_it(history: H
         assert not set(csv_ids(history.exports["csv"] / f"{obj}.csv")) & ids
         assert all(count(history, f'hist."{obj}"', rid) == 0 for rid in ids)
     assert count(history, 'hist."Account"', account) == 0
+
+
+def test_forget_works_on_an_encrypted_store(history: History, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rewrite keeps the store encrypted under its key; a record no export holds is forgotten."""
+    pytest.importorskip("duckdb_extension_httpfs", reason="encryption at rest needs duckdb-extension-httpfs")
+    newest = read(history, f'SELECT "Id", "LastName" FROM hist."Contact" GROUP BY ALL '
+                           f"HAVING min(_run_id) = {history.runs[2]} ORDER BY \"Id\" LIMIT 1")[0]
+    shutil.copytree(history.store, tmp_path / "store")
+    monkeypatch.setenv("REPLICATOR_TEST_GDPR_KEY", "g" * 20 + "3Xb9vQ2mL8pR4tW6yZ1aC5eG7hJ0")
+    config = tmp_path / "config.toml"
+    keyed = 'path = "store"\n    encryption_key_env = "REPLICATOR_TEST_GDPR_KEY"'
+    config.write_text(history.config.read_text(encoding="utf-8").replace('path = "store"', keyed, 1),
+                      encoding="utf-8")
+    copy = History(config, tmp_path, newest["Id"], "", "", history.control)
+    assert cli_run(copy, "store", "encrypt").exit_code == 0
+    result = cli_run(copy, "gdpr", "forget", "--object", "Contact", "--id", newest["Id"], "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["copies"]["rewritten"] == []
+    query = f"SELECT count(*) AS n FROM \"Contact\" WHERE \"Id\" IN ('{newest['Id']}', '{history.control}')"
+    shown = json.loads(cli_run(copy, "sql", query, "--json").output)
+    assert shown == [{"n": 1}]
+    assert hits([copy.store], [newest["LastName"].encode(), b"Rectifiedname"]) == {}  # still encrypted
+    monkeypatch.delenv("REPLICATOR_TEST_GDPR_KEY")
+    refused = cli_run(copy, "gdpr", "requests")
+    assert refused.exit_code != 0 and "key" in refused.output
