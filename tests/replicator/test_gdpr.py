@@ -331,27 +331,62 @@ def test_forget_with_related_takes_every_record_whose_lookup_names_it(history: H
     assert count(history, 'hist."Account"', account) == 0
 
 
-def test_forget_works_on_an_encrypted_store(history: History, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rewrite keeps the store encrypted under its key; a record no export holds is forgotten."""
-    pytest.importorskip("duckdb_extension_httpfs", reason="encryption at rest needs duckdb-extension-httpfs")
+def copy_of(history: History, folder: Path, settings: str = "") -> tuple[History, dict[str, Any]]:
+    """A copy of the store with `settings` added to its config, and a Contact no export holds (first
+    backed up by the last run), so forgetting it there leaves the original's exports alone."""
     newest = read(history, f'SELECT "Id", "LastName" FROM hist."Contact" GROUP BY ALL '
                            f"HAVING min(_run_id) = {history.runs[2]} ORDER BY \"Id\" LIMIT 1")[0]
-    shutil.copytree(history.store, tmp_path / "store")
+    shutil.copytree(history.store, folder / "store")
+    config = folder / "config.toml"
+    text = history.config.read_text(encoding="utf-8")
+    config.write_text(text.replace('path = "store"', f'path = "store"\n{settings}', 1), encoding="utf-8")
+    return History(config, folder, newest["Id"], "", "", history.control), newest
+
+
+def test_forget_works_on_an_encrypted_store(history: History, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rewrite keeps the store encrypted under its key."""
+    pytest.importorskip("duckdb_extension_httpfs", reason="encryption at rest needs duckdb-extension-httpfs")
     monkeypatch.setenv("REPLICATOR_TEST_GDPR_KEY", "g" * 20 + "3Xb9vQ2mL8pR4tW6yZ1aC5eG7hJ0")
-    config = tmp_path / "config.toml"
-    keyed = 'path = "store"\n    encryption_key_env = "REPLICATOR_TEST_GDPR_KEY"'
-    config.write_text(history.config.read_text(encoding="utf-8").replace('path = "store"', keyed, 1),
-                      encoding="utf-8")
-    copy = History(config, tmp_path, newest["Id"], "", "", history.control)
+    copy, newest = copy_of(history, tmp_path, 'encryption_key_env = "REPLICATOR_TEST_GDPR_KEY"')
     assert cli_run(copy, "store", "encrypt").exit_code == 0
-    result = cli_run(copy, "gdpr", "forget", "--object", "Contact", "--id", newest["Id"], "--json")
+    result = cli_run(copy, "gdpr", "forget", "--object", "Contact", "--id", copy.person, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["copies"]["rewritten"] == []
-    query = f"SELECT count(*) AS n FROM \"Contact\" WHERE \"Id\" IN ('{newest['Id']}', '{history.control}')"
-    shown = json.loads(cli_run(copy, "sql", query, "--json").output)
-    assert shown == [{"n": 1}]
+    query = f"SELECT count(*) AS n FROM \"Contact\" WHERE \"Id\" IN ('{copy.person}', '{history.control}')"
+    assert json.loads(cli_run(copy, "sql", query, "--json").output) == [{"n": 1}]
     assert hits([copy.store], [newest["LastName"].encode(), b"Rectifiedname"]) == {}  # still encrypted
     monkeypatch.delenv("REPLICATOR_TEST_GDPR_KEY")
     refused = cli_run(copy, "gdpr", "requests")
     assert refused.exit_code != 0 and "key" in refused.output
+
+
+def test_an_endpoint_database_is_named_with_the_statement_to_run_there(
+        history: History, tmp_path: Path, postgres_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    db = postgres_server.create_database("gdpr_forget")
+    monkeypatch.setenv("REPLICATOR_TEST_PG", postgres_server.password)
+    copy, _ = copy_of(history, tmp_path)
+    copy.config.write_text(copy.config.read_text(encoding="utf-8") + f"""
+[endpoints.pg]
+kind = "postgresql"
+host = "{postgres_server.host}"
+port = {postgres_server.port}
+database = "{db}"
+user = "{postgres_server.user}"
+password_env = "REPLICATOR_TEST_PG"
+sslmode = "disable"
+""", encoding="utf-8")
+    run_export(load_config(copy.config), ExportRequest(endpoint="pg", objects=["Contact"]))
+    result = cli_run(copy, "gdpr", "forget", "--object", "Contact", "--id", copy.person, "--json")
+    assert result.exit_code == 2, result.output
+    (outside,) = json.loads(result.output)["copies"]["outside"]
+    assert outside["destination"].startswith("pg postgresql://") and copy.person in outside["statement"]
+    with psycopg.connect(postgres_server.dsn(db)) as con:
+        wanted = 'SELECT count(*) FROM "Contact" WHERE "Id" = %s'
+        assert con.execute(wanted, [copy.person]).fetchone()[0] == 1
+        con.execute(outside["statement"])
+        assert con.execute(wanted, [copy.person]).fetchone()[0] == 0
+    listed = json.loads(cli_run(copy, "gdpr", "requests", "--json").output)
+    assert listed[-1]["status"] == "incomplete" and copy.person not in json.dumps(listed)
