@@ -34,7 +34,8 @@ from replicator.store.forgotten import Forgotten
 from replicator.store.repository import Repository
 from replicator.store.snapshot import SnapshotStore
 
-OBJECTS = ["Account", "Contact", "Case", "Attachment"]
+OBJECTS = ["Account", "Contact", "Case", "Attachment", "ContentDocument", "ContentVersion",
+           "ContentDocumentLink"]
 SELECTION = f"include = {json.dumps(OBJECTS)}"
 EMAILS = ["zyx.forget.one@example.org", "zyx.forget.two@example.org"]
 PHONES = ["+1 555 0199 7001", "+1 555 0199 7002", "+1 555 0199 7003"]
@@ -329,6 +330,28 @@ def test_forget_with_related_takes_every_record_whose_lookup_names_it(history: H
         assert not set(csv_ids(history.exports["csv"] / f"{obj}.csv")) & ids
         assert all(count(history, f'hist."{obj}"', rid) == 0 for rid in ids)
     assert count(history, 'hist."Account"', account) == 0
+
+
+def test_a_document_linked_only_to_the_record_goes_with_it_a_shared_one_stays(history: History) -> None:
+    links = read(history, 'SELECT DISTINCT l."LinkedEntityId" AS e, l."ContentDocumentId" AS d, s.shares '
+                          'FROM hist."ContentDocumentLink" l JOIN (SELECT "ContentDocumentId", '
+                          'count(DISTINCT "LinkedEntityId") AS shares FROM hist."ContentDocumentLink" '
+                          'GROUP BY 1) s USING ("ContentDocumentId") WHERE starts_with(e, \'001\')'
+                          ' ORDER BY d')
+    own = next(r for r in links if r["shares"] == 1)
+    shared = [r["d"] for r in links if r["e"] == own["e"] and r["shares"] > 1]
+    versions = {r["Id"] for r in read(history, f'SELECT "Id" FROM hist."ContentVersion" '
+                                               f"WHERE \"ContentDocumentId\" = '{own['d']}'")}
+    assert versions
+    result = cli_run(history, "gdpr", "forget", "--object", "Account", "--id", own["e"], "--json")
+    assert result.exit_code == 0, result.output
+    done = json.loads(result.output)
+    assert done["records"]["ContentVersion"] == len(versions) and done["records"]["ContentDocument"] == 1
+    assert done["blobs_removed"] >= 1
+    assert all(count(history, 'hist."ContentVersion"', v) == 0 for v in versions)
+    for doc in shared:  # still there for the other records it is linked to
+        assert read(history, f"SELECT count(*) AS n FROM hist.\"ContentVersion\" "
+                             f"WHERE \"ContentDocumentId\" = '{doc}'")[0]["n"] > 0
 
 
 def copy_of(history: History, folder: Path, settings: str = "") -> tuple[History, dict[str, Any]]:
