@@ -13,7 +13,6 @@ rather than 'completed' until they are done.
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 import time
@@ -31,7 +30,7 @@ from replicator.progress import Progress, Silent
 from replicator.result import JobResult, jsonable
 from replicator.store.database import now
 from replicator.store.forgotten import Forgotten
-from replicator.store.gdpr_requests import GdprRequest, GdprRequests
+from replicator.store.gdpr_requests import GdprRequest, GdprRequests, requester
 from replicator.store.repository import Repository
 from replicator.store.rewrite import Erasure, Rectification, rewrite_without
 from replicator.store.schema import quote
@@ -112,13 +111,6 @@ def _pause(phase: str) -> None:
         time.sleep(60)
 
 
-def _who() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
 def _body_shas(store: SnapshotStore, targets: Mapping[str, list[str]], bodies: Mapping[str, str]) -> set[str]:
     """The file bodies any version of the targets names."""
     shas: set[str] = set()
@@ -197,7 +189,7 @@ def run_forget(config: Config, request: ForgetRequest, progress: Progress = Sile
         targets = subjects(store, obj, rid, request.with_related)
         forgotten = Forgotten.of(store.db, config.storage.path, config.storage.blob_key_env)
         ref = "subject:" + forgotten.subject(rid)[:16]
-        entry = GdprRequest("forget", obj, ref, None, request.comment, _who(), now())
+        entry = GdprRequest("forget", obj, ref, None, request.comment, requester(), now())
         request_id, dropped, copies, gone = _erase(config, store, entry, Erasure(drop=targets), forgotten)
         return ErasureResult(request_id, "forget", obj, ref, "incomplete" if copies.outside else "completed",
                              sum(dropped.values()), {o: len(ids) for o, ids in targets.items()}, gone, copies)
@@ -243,7 +235,7 @@ def run_rectify(config: Config, request: RectifyRequest, progress: Progress = Si
     _checked(config, check)
     with Repository.for_storage(config.storage).open_write("gdpr rectify") as store:
         obj, rid, name, value, sql_type = check(store)
-        entry = GdprRequest("rectify", obj, rid, name, request.comment, _who(), now())
+        entry = GdprRequest("rectify", obj, rid, name, request.comment, requester(), now())
         derived = ("Name",) if name in NAME_PARTS and "Name" in store.reads.fields(obj) else ()
         erasure = Erasure(rectify=[Rectification(obj, rid, name, value, sql_type, derived)])
         request_id, _, copies, _ = _erase(config, store, entry, erasure, None)

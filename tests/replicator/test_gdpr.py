@@ -238,6 +238,22 @@ def test_forget_erases_every_copy_and_later_backups_do_not_bring_it_back(history
     assert listed[0]["record_id"].startswith("subject:") and history.person not in json.dumps(listed)
 
 
+def test_a_lifted_forget_lets_the_next_full_backup_read_the_record_again(history: History) -> None:
+    for bad, message in (("99", "no GDPR request 99"), ("x", "not a valid integer")):
+        refused = cli_run(history, "gdpr", "lift", "--request", bad)
+        assert refused.exit_code != 0 and message in refused.output
+    result = cli_run(history, "gdpr", "lift", "--request", "1", "--comment", "sent in error")
+    assert result.exit_code == 0, result.output
+    assert "lifted forget request 1" in result.output
+    again = cli_run(history, "gdpr", "lift", "--request", "1")
+    assert again.exit_code == 1 and "not a forget request in force" in again.output
+    run_backup(load_config(history.config), BackupRequest("daily", full=True))
+    assert count(history, 'hist."Contact"', history.person) == 1  # read again from the org
+    listed = json.loads(cli_run(history, "gdpr", "requests", "--json").output)
+    assert [(r["id"], r["type"], r["status"]) for r in listed] == [(1, "forget", "lifted"),
+                                                                     (2, "lift", "completed")]
+
+
 def test_rectify_changes_that_field_in_every_version_and_nothing_else(history: History) -> None:
     before = read(history, f"SELECT * FROM \"Contact_history\"('{history.control}')")
     assert len(before) >= 2
@@ -311,7 +327,7 @@ def test_a_forget_killed_mid_way_leaves_the_store_wholly_before_or_after(history
         assert left == 0 and requests[-1]["type"] == "forget" and requests[-1]["status"] == "erased"
     else:
         assert left == versions and all(r["type"] != "forget" or r["id"] == 1 for r in requests)
-        assert len(requests) == 2  # the forget and the rectify of the earlier tests only
+        assert len(requests) == 3  # the forget, lift and rectify of the earlier tests only
 
 
 def test_forget_with_related_takes_every_record_whose_lookup_names_it(history: History) -> None:
