@@ -29,7 +29,7 @@ from replicator.store.schema import literal, quote
 __all__ = ["Erasure", "Rectification", "rebuild", "remove_leftovers", "rewrite_without"]
 
 SOURCE, TARGET = "src", "dst"
-SUFFIXES = ("compact", "rewrite", "rekey")  # the fresh files of compaction, a GDPR rewrite, a new key
+SUFFIXES = ("compact", "rewrite", "rekey")  # fresh files of compaction, GDPR rewrites, key rotation
 
 
 def remove_leftovers(path: Path) -> None:
@@ -87,7 +87,7 @@ def rebuild(db: Database, fill: Callable[[duckdb.DuckDBPyConnection], None], suf
                                     "autoload_known_extensions": False}) as con:
             con.execute("SET memory_limit = ?", [db.memory_limit])
             con.execute(f"SET temp_directory = {literal(str(path.with_name(path.name + '.tmp')))}")
-            # an encrypted store stays encrypted under its key, spill files included
+            # An encrypted store stays encrypted under its key, spill files included.
             encryption.attach(con, path, SOURCE, db.key, read_only=True)
             encryption.attach(con, fresh, TARGET, db.key)
             if db.key is not None:

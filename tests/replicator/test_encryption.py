@@ -24,8 +24,6 @@ from test_backup_e2e import SECRET_ENV, config_text
 from replicator.cli import cli
 from replicator.store import encryption
 
-pytest.importorskip("duckdb_extension_httpfs", reason="encryption at rest needs duckdb-extension-httpfs")
-
 KEY_ENV = "REPLICATOR_TEST_STORE_KEY"
 NEW_KEY_ENV = "REPLICATOR_TEST_NEW_KEY"
 KEY = "k" * 20 + "3Xb9vQ2mL8pR4tW6yZ1aC5eG7hJ0"  # 48 characters
@@ -216,3 +214,22 @@ def test_a_killed_encrypt_leaves_the_old_store_or_the_new_one(env: Any, plain_st
         assert rows == [{"n": 3000000}]
         assert not list((copy / "store").glob("snapshot.duckdb.*"))
     assert False in outcomes  # at least one kill landed mid-way
+
+
+def test_a_gdpr_forget_keeps_an_encrypted_store_encrypted(env: Any, tmp_config: Callable[..., Path]) -> None:
+    """The forget rewrites the database file into a fresh one: that file is encrypted under the
+    same key, the subject is gone and every other record still answers."""
+    config = tmp_config(keyed(config_text(env)))
+    done = invoke(config, "backup", "run", "--objects", "Account,Contact", "--json")
+    assert done.exit_code == 0, done.output
+    known = values(config)
+    rows = json.loads(invoke(config, "sql", 'SELECT "Id", "Email", "Phone" FROM "Contact" '
+                             'WHERE "Email" IS NOT NULL ORDER BY "Id" LIMIT 1', "--json").output)
+    subject, email, phone = rows[0]["Id"], rows[0]["Email"], rows[0]["Phone"]
+    forgot = invoke(config, "gdpr", "forget", "--object", "Contact", "--id", subject, "--json")
+    assert forgot.exit_code == 0, forgot.output
+    store = config.parent / "store"
+    assert encryption.is_encrypted(store / "snapshot.duckdb")
+    assert found(store, known) == []
+    left = values(config)
+    assert email not in left and set(left) == set(known) - {email, phone}
