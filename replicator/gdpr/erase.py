@@ -4,11 +4,11 @@ Order, and why: (1) everything is checked before anything changes (object, Id, f
 bad input leaves the store as it was; (2) the store is rewritten into a fresh DuckDB file without
 the record (or with the new value) and swapped in atomically, with the request and the forgotten
 subjects' keyed hashes written into that same file (store.rewrite): killed at any moment, the store
-is wholly before or wholly after; (3) file bodies no remaining version names are deleted; (4) the
-exports and change files are rewritten (gdpr.copies); (5) the request's outcome is recorded.
-Steps 3-5 only touch copies of what step 2 already erased, so running the request again after a
-crash between them is never needed for the store, and the ledger shows the request as 'erased'
-rather than 'completed' until they are done.
+is wholly before or wholly after; (3) file bodies no remaining version names are deleted, and so
+are the run folders killed backups left (raw staged rows); (4) the exports and change files are
+rewritten (gdpr.copies); (5) the request's outcome is recorded. Steps 3-5 only touch copies of what
+step 2 already erased, so running the request again after a crash between them is never needed for
+the store, and the ledger shows the request as 'erased' rather than 'completed' until they are done.
 """
 
 from __future__ import annotations
@@ -156,12 +156,15 @@ def _erase(config: Config, store: SnapshotStore, request: GdprRequest, erasure: 
 
     rewrite_without(store.db, erasure, finish, _pause)
     _pause("swapped")
+    # run folders of killed backups hold raw staged rows; no run executes while we hold the lock
+    leftovers = len(repository.leftover_run_folders())
+    repository.remove_run_folders()
     listing = repository.blob_listing()
     gone = [sha for sha in _unreferenced(store, shas, bodies) if listing.delete(sha)]
     copies = rewrite_copies(store, erasure)
     requests.finish(request_id, "incomplete" if copies.outside else "completed", {
         "blobs_removed": len(gone), "files_rewritten": len(copies.rewritten),
-        "files_removed": len(copies.removed),
+        "files_removed": len(copies.removed), "run_folders_removed": leftovers,
         "outside_reach": [{k: o[k] for k in ("export_id", "destination", "object")} for o in copies.outside],
         "exports_gone": copies.gone})
     return request_id, dropped, copies, len(gone)

@@ -185,6 +185,9 @@ def test_forget_erases_every_copy_and_later_backups_do_not_bring_it_back(history
     control_before = read(history, f"SELECT * FROM \"Contact_history\"('{history.control}')")
     others_before = read(history, f"SELECT count(*) FROM hist.\"Contact\" WHERE \"Id\" <> '{history.person}'")
 
+    killed_run = history.store / "runs" / "99"  # what a killed backup leaves: its raw staged rows
+    killed_run.mkdir(parents=True)
+    (killed_run / "rows.jsonl").write_text(json.dumps({"Email": EMAILS[1]}), encoding="utf-8")
     result = cli_run(history, "gdpr", "forget", "--object", "contact", "--id", history.person[:15],
                      "--comment", "ticket 42", "--json")
     assert result.exit_code == 0, result.output
@@ -193,7 +196,7 @@ def test_forget_erases_every_copy_and_later_backups_do_not_bring_it_back(history
     assert done["versions"] >= 4 and done["blobs_removed"] == 1
     assert len(done["copies"]["removed"]) == 1  # files/Attachment/<Id>.txt of the CSV export
 
-    assert hits(folders, needles) == {}
+    assert hits(folders, needles) == {} and not killed_run.exists()
     audit = history.store / "audit.jsonl"  # the audit log names the request, never the record
     assert audit.exists() and history.person not in audit.read_text(encoding="utf-8")
     assert not list(history.store.glob("snapshot.duckdb.*"))  # no rewrite leftovers, no WAL
