@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from replicator.config import Config
 from replicator.errors import InvalidInput, NotFound
+from replicator.gdpr.erase import resume
 from replicator.result import JobResult
 from replicator.store.database import now
 from replicator.store.forgotten import lift
@@ -66,6 +67,7 @@ def _forget_request(store: SnapshotStore, request_id: int) -> dict:
 
 def run_lift(config: Config, request: LiftRequest) -> LiftResult:
     """Drop the forget request's keyed hashes and record the lift (one transaction)."""
+    resume(config)
     repository = Repository.for_storage(config.storage)
     with repository.open_read() as store:  # bad input changes nothing on disk
         _forget_request(store, request.request_id)

@@ -302,14 +302,11 @@ def test_bad_requests_are_one_line_and_change_nothing(history: History, args: li
 @pytest.mark.parametrize("phase", ["copying", "rewritten", "swapped"])
 def test_a_forget_killed_mid_way_leaves_the_store_wholly_before_or_after(history: History, tmp_path: Path,
                                                                          phase: str) -> None:
-    """A copy of the store (exports are not involved before the swap) killed at each phase."""
-    shutil.copytree(history.store, tmp_path / "store")
-    config = tmp_path / "config.toml"
-    config.write_text(history.config.read_text(encoding="utf-8"), encoding="utf-8")
-    copy = History(config, tmp_path, history.control, "", "", history.control)
+    """A copy of the store killed at each phase; the next GDPR command finishes or drops the request."""
+    copy, _ = copy_of(history, tmp_path)
     versions = count(copy, 'hist."Contact"', copy.person)
     env = {**os.environ, "REPLICATOR_TEST_PAUSE_AT": phase}
-    command = [sys.executable, "-c", "from replicator.cli import main; main()", "--config", str(config),
+    command = [sys.executable, "-c", "from replicator.cli import main; main()", "--config", str(copy.config),
                "gdpr", "forget", "--object", "Contact", "--id", copy.person]
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     assert proc.stderr is not None
@@ -323,14 +320,23 @@ def test_a_forget_killed_mid_way_leaves_the_store_wholly_before_or_after(history
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     left = count(copy, 'hist."Contact"', copy.person)
-    Repository(copy.store).open_write("test").close()  # the next writer removes a half-written copy
-    assert sorted(p.name for p in copy.store.glob("snapshot.duckdb*")) == ["snapshot.duckdb"]
-    requests = json.loads(cli_run(copy, "gdpr", "requests", "--json").output)
+    before = json.loads(cli_run(copy, "gdpr", "requests", "--json").output)
     if phase == "swapped":
-        assert left == 0 and requests[-1]["type"] == "forget" and requests[-1]["status"] == "erased"
+        assert left == 0 and before[-1]["type"] == "forget" and before[-1]["status"] == "erased"
     else:
-        assert left == versions and all(r["type"] != "forget" or r["id"] == 1 for r in requests)
-        assert len(requests) == 3  # the forget, lift and rectify of the earlier tests only
+        assert left == versions and len(before) == 3  # the forget, lift and rectify of earlier tests only
+    # the next GDPR command first finishes the request (or drops its plan), then does its own work
+    again = cli_run(copy, "gdpr", "forget", "--object", "Contact", "--id", copy.person)
+    assert sorted(p.name for p in copy.store.glob("snapshot.duckdb*")) == ["snapshot.duckdb"]
+    assert not (copy.store / "gdpr.pending.json").exists()
+    after = json.loads(cli_run(copy, "gdpr", "requests", "--json").output)
+    if phase == "swapped":
+        assert again.exit_code == 1 and "not in the store" in again.output
+        assert [r["status"] for r in after] == [r["status"] for r in before[:-1]] + ["completed"]
+    else:
+        assert again.exit_code == 0, again.output
+        assert len(after) == 4 and after[-1]["status"] == "completed"
+    assert count(copy, 'hist."Contact"', copy.person) == 0
 
 
 def test_forget_with_related_takes_every_record_whose_lookup_names_it(history: History) -> None:
