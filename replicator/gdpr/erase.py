@@ -184,7 +184,9 @@ def _complete(repository: Repository, store: SnapshotStore, pending: _Pending) -
 def resume(config: Config) -> None:
     """Finish a request killed after its store rewrite, or drop the plan of one killed before it."""
     repository = Repository.for_storage(config.storage)
-    if not _pending_file(repository).exists():
+    path = _pending_file(repository)
+    path.with_name(path.name + ".tmp").unlink(missing_ok=True)  # a plan killed while being written
+    if not path.exists():
         return
     with repository.open_write("gdpr resume") as store:
         pending = _Pending.load(_pending_file(repository))
