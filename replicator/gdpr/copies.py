@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,14 @@ def _quoted(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
+def _word_replaced(text: str, old: str, new: str) -> str:
+    """The first whole-word `old` in `text` replaced by `new` (as store.rewrite does in SQL)."""
+    found = re.search(r"(^|\s)" + re.escape(old) + r"(\s|$)", text)
+    if found is None:
+        return text
+    return (text[:found.start()] + found.group(1) + new + found.group(2) + text[found.end():]).strip()
+
+
 def _fix(row: list[str], names: list[str], cells: dict[str, str],
          derived: dict[str, tuple[str, ...]]) -> None:
     """Put the new cells into a record's row, and the new value into the columns derived from them."""
@@ -110,7 +119,7 @@ def _fix(row: list[str], names: list[str], cells: dict[str, str],
         for name in derived.get(column, ()):
             if old and name in names:
                 i = names.index(name)
-                row[i] = _quoted(_value(row[i]).replace(old, _value(text)))
+                row[i] = _quoted(_word_replaced(_value(row[i]), old, _value(text)))
 
 
 def rewrite_csv(path: Path, drop: set[str], cells: dict[str, dict[str, str]],
