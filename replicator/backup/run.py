@@ -27,6 +27,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,13 +36,14 @@ from typing import Any
 from replicator.backup.exactness import full_due, purged_ids, reconcile, referencing, schema_changes
 from replicator.backup.probe import Probe, next_watermarks, probe
 from replicator.config import Config, ConfigError, JobSettings
-from replicator.errors import InvalidInput
+from replicator.errors import InvalidInput, StorageProblem
 from replicator.progress import Progress, Silent
 from replicator.result import JobResult
 from replicator.salesforce.catalog import FieldPlan, ObjectPlan
 from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
 from replicator.salesforce.composite import Batcher
 from replicator.sources.salesforce import connect_staging, extract, stage_ids
+from replicator.store.failures import storage_problem
 from replicator.store.forgotten import Forgotten
 from replicator.store.lock import StoreLocked
 from replicator.store.repository import Repository
@@ -165,9 +167,14 @@ class JobState:
                       if k in data})
 
     def save(self, path: Path) -> None:
+        """Atomically (a full or read-only folder leaves the previous state and no half-written file)."""
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(asdict(self)))
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def object_plans(self) -> list[ObjectPlan]:
         out = []
@@ -214,10 +221,10 @@ def decide_status(sections: list[Any], failed_streaks: dict[str, int], cap_hit: 
         s.status in OK_SECTION for s in sections) else 1.0)
     chronic = sorted(o for o, n in failed_streaks.items() if n >= FAILED_RUNS_FOR_PARTIAL)
     if sections and not any(s.status in OK_SECTION for s in sections) and not cap_hit:
-        return "failed", f"no object could be backed up ({len(failed)} failed)"
+        return "failed", f"no object could be backed up: {_named(failed)}"
     notes = [f"{share:.1%} of records backed up"]
     if failed:
-        notes.append(f"not backed up: {', '.join(failed[:10])}{' ...' if len(failed) > 10 else ''}")
+        notes.append(f"not backed up: {_named(failed)}")
     if cap_hit:
         notes.append("stopped at the job's API usage cap; the next run resumes")
     if chronic:
@@ -226,6 +233,12 @@ def decide_status(sections: list[Any], failed_streaks: dict[str, int], cap_hit: 
         notes.append(f"describe failed: {', '.join(undescribed)}")
     status = "partial" if share < COMPLETED_SHARE or cap_hit or chronic or undescribed else "completed"
     return status, "; ".join(notes)
+
+
+def _named(objects: list[str]) -> str:
+    """Up to ten object names, then how many more (a message stays one readable line)."""
+    more = f" and {len(objects) - 10} more" if len(objects) > 10 else ""
+    return ", ".join(objects[:10]) + more
 
 
 def _records(section: Any) -> int:
@@ -245,9 +258,22 @@ def run_backup(config: Config, request: BackupRequest = BackupRequest(),
         store = repository.open_write("backup", job.name, create=True)
     except StoreLocked as exc:
         raise RunInProgress(exc.message, exc.holder) from None
-    with store:
-        objects = list(request.objects) if request.objects else None
-        return _Run(config, job, repository, store, objects, request.full, progress).execute()
+    except Exception as exc:
+        raise _storage_or(exc, repository) from None
+    try:
+        with store:
+            objects = list(request.objects) if request.objects else None
+            return _Run(config, job, repository, store, objects, request.full, progress).execute()
+    except Exception as exc:  # before the run was registered, or closing the store after it
+        raise _storage_or(exc, repository) from None
+
+
+def _storage_or(exc: Exception, repository: Repository) -> StorageProblem:
+    """The storage problem behind `exc` (the caller raises it), or `exc` itself re-raised: a bug."""
+    problem = storage_problem(exc, repository.layout.root)
+    if problem is None:
+        raise exc
+    return problem
 
 
 class _Run:
@@ -286,14 +312,55 @@ class _Run:
         except BudgetExceeded as exc:
             return self._finish("partial", f"{SKIPPED_API_CAP} before any object was backed up: {exc}")
         except (OrgError, BackupError) as exc:
-            return self._finish("failed", str(exc))
+            return self._finish("failed", _stopped_by(exc))
+        except Exception as exc:
+            problem = storage_problem(exc, self.repository.layout.root)
+            if problem is None:
+                self._record_crash(exc)
+                raise
+            return self._storage_failed(problem)
         finally:
             if self.run_dir is not None:
                 shutil.rmtree(self.run_dir, ignore_errors=True)  # staging holds raw rows
 
     def _recover(self) -> None:
-        """Run folders of killed runs (the store marks their rows 'aborted') hold raw rows: remove them."""
+        """Run folders of killed runs (the store marks their rows 'aborted') hold raw rows, and a run
+        killed mid-download leaves a half-written body: remove both. Then hold the ballast a run
+        frees to record its failure on a full disk."""
         self.repository.remove_run_folders()
+        self.repository.blob_listing().discard_partial()
+        self.repository.reserve_room()
+
+    def _storage_failed(self, problem: StorageProblem) -> RunResult:
+        """The storage refused a write before the run committed: nothing of the run is in the store.
+
+        The staging folder and the ballast (Repository.reserve_room) go first: on a full disk they
+        free the room the status row needs. Then the run is recorded 'failed' through a fresh
+        connection (DuckDB may have invalidated the one whose write failed). When even that write
+        is refused (a read-only folder), the result still says 'failed' and the next run marks
+        the row 'aborted'.
+        """
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        with suppress(OSError):  # read-only: nothing to give back
+            self.repository.release_room()
+        message = f"{problem.message}; nothing of this run was committed"
+        log.warning("run %s: %s", self.run_id, message)
+        try:
+            self.store.db.reopen()
+            return self._finish("failed", message)
+        except Exception as exc:
+            if storage_problem(exc, self.repository.layout.root) is None:
+                raise
+        return RunResult(self.run_id, "failed", f"{message} (the store could not record it either)", [],
+                         self.client.ledger.calls, time.monotonic() - self.started)
+
+    def _record_crash(self, exc: Exception) -> None:
+        """A bug stopped the run: record it 'failed' (best effort) so `runs` tells the truth; the
+        caller re-raises, so the traceback still reaches whoever fixes it."""
+        with suppress(Exception):  # the run may be past its commit, or the store unusable
+            self._finish("failed", f"the run stopped on an unexpected error ({type(exc).__name__}); "
+                         "see the log for its traceback")
 
     def _finish(self, status: str, message: str, sections: list[Any] | None = None) -> RunResult:
         assert self.run_id is not None
@@ -370,6 +437,7 @@ class _Run:
             ok_plans = [p for p in ok_plans if _status_of(sections, p.name) == "ok"]
         pause("files")
         self._reconcile([p for p in ok_plans if p.name in whole], staging)
+        pause("reconciled")
         reread = self._cleared_lookups(selected, ok_plans, sections, staging)
         whole_or_reread = whole | reread
         cap_hit = self._count(selected, sections, unchanged) or cap_hit
@@ -402,11 +470,31 @@ class _Run:
             compare = whole_or_reread | set(exc.off)
             status, message = self._apply(staging, ok_plans, sections, cap_hit, compare, None)
         pause("applied")
-        self._remember(plans, found, sections)
-        self.progress.phase("retention")
-        self.store.versions.prune(self.job.retention_months)
+        message = self._after_commit(plans, found, sections, message)
         return RunResult(self.run_id, status, message, sections, self.client.ledger.calls,
                          time.monotonic() - self.started)
+
+    def _after_commit(self, plans: list[ObjectPlan], found: Probe, sections: list[Any], message: str) -> str:
+        """Save the job state, checkpoint and prune; returns the run's message.
+
+        The run is committed (its versions and final row are in the store's WAL), so a storage
+        failure here changes nothing it reported: the state file keeps the previous windows (the
+        next run re-reads them), DuckDB replays the WAL on the next open, and the next run prunes.
+        The message says so, in a sentence, instead of a traceback after a 'completed'.
+        """
+        try:
+            self._remember(plans, found, sections)
+            self.store.versions.checkpoint()
+            self.progress.phase("retention")
+            self.store.versions.prune(self.job.retention_months)
+        except Exception as exc:
+            problem = storage_problem(exc, self.repository.layout.root)
+            if problem is None:
+                raise
+            log.warning("run %s committed, then: %s", self.run_id, problem.message)
+            return _joined(message, f"committed, but then {problem.message}: the next run finishes "
+                           "its bookkeeping (job state, checkpoint, retention)")
+        return message
 
     def _extract(self, plans: list[ObjectPlan], cursors: dict[str, datetime | None], whole: set[str],
                  staging: Path) -> list[Any]:
@@ -461,7 +549,7 @@ class _Run:
         # the store fills each section's store_count inside the same transaction (integrity check)
         self.store.versions.apply(self.run_id, staging, ok_plans, sections, status=status, message=message,
                                   counters={"api_calls": self.client.ledger.calls}, compare_all=whole,
-                                  expect=expect)
+                                  expect=expect, checkpoint=False)  # _after_commit checkpoints
         return status, message
 
     def _files(self, plans: list[ObjectPlan], sections: list[Any], staging: Path) -> bool:
@@ -540,6 +628,16 @@ class _Run:
 def _described(plans: list[ObjectPlan]) -> list[ObjectPlan]:
     """The plans that can be read: those whose describe answered."""
     return [p for p in plans if p.error is None]
+
+
+def _stopped_by(exc: OrgError | BackupError) -> str:
+    """The message of a run Salesforce stopped: what the org answered, not only its text (a bare
+    "Service temporarily unavailable" does not say the org, not the store, failed)."""
+    status = getattr(exc, "status", None)
+    if status is None:
+        return str(exc)
+    code = getattr(exc, "code", None)
+    return f"the org answered HTTP {status}{f' {code}' if code else ''}: {exc}"
 
 
 def _status_of(sections: list[Any], name: str) -> str | None:

@@ -346,6 +346,16 @@ class BlobStore:
 
     # --- erasure ---------------------------------------------------------------------------
 
+    def discard_partial(self) -> int:
+        """Remove bodies a killed writer left half-written in <root>/.tmp; returns how many.
+
+        Call only while holding the writer lock (no other writer is mid-write then)."""
+        tmp_dir = self.root / ".tmp"
+        found = list(tmp_dir.iterdir()) if tmp_dir.is_dir() else []
+        for leftover in found:
+            leftover.unlink(missing_ok=True)
+        return len(found)
+
     def delete(self, sha: str) -> bool:
         """Remove a blob (GDPR erasure, pruning); False if it was not there."""
         try:

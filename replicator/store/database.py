@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -185,8 +185,16 @@ class Database:
             yield self.con
             self.con.execute("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            with suppress(duckdb.Error):  # a failed COMMIT (a full disk) already ended it: keep its error
+                self.con.execute("ROLLBACK")
             raise
+
+    def reopen(self) -> None:
+        """A fresh connection after a failed write (DuckDB may have invalidated the old one), so a run
+        can still record why it failed once the storage takes writes again."""
+        with suppress(duckdb.Error):  # an invalidated connection may refuse even to close
+            self.con.close()
+        self.con = self.connect()
 
     def has_table(self, name: str) -> bool:
         """False for a store written before the table existed and opened read-only (no DDL ran)."""

@@ -9,6 +9,7 @@ no writer can forget it.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from replicator.config import Secret, StorageSettings
 from replicator.errors import ConfigProblem, NotFound
 from replicator.store import encryption
 from replicator.store.audit_log import AuditLog
+from replicator.store.automation_journal import AutomationJournal, journals_in
 from replicator.store.blobs import BlobStore
 from replicator.store.database import Database, StoreInUse
 from replicator.store.layout import Layout
@@ -28,6 +30,9 @@ __all__ = ["ForeignFolder", "NoBackups", "Repository"]
 
 MARKER_TEXT = ("This folder is a Replicator store: Replicator creates, replaces and removes files in it.\n"
                "Keep other files elsewhere.\n")
+
+# Room a failed run needs to record its status (a WAL entry, a checkpoint's few blocks) on a full disk.
+ROOM_BYTES = 4 << 20
 
 
 class NoBackups(NotFound):
@@ -173,3 +178,31 @@ class Repository:
     def remove_run_folders(self) -> None:
         """Remove every run folder: call only while holding the writer lock (no run is executing)."""
         shutil.rmtree(self.layout.runs, ignore_errors=True)
+
+    def reserve_room(self) -> None:
+        """Hold ROOM_BYTES in a ballast file, so a run that finds the disk full can free them to record
+        its 'failed' status (the alternative is a row left 'running' that says nothing). Best effort:
+        on a disk already too full, the run goes on without it."""
+        room = self.layout.room
+        try:
+            if room.exists() and room.stat().st_size >= ROOM_BYTES:
+                return
+            fd = os.open(room, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, ROOM_BYTES)
+            finally:
+                os.close(fd)
+        except OSError:
+            room.unlink(missing_ok=True)
+
+    def release_room(self) -> None:
+        """Give the ballast back to the disk (the next run reserves it again)."""
+        self.layout.room.unlink(missing_ok=True)
+
+    def automation_journal(self, org: str) -> AutomationJournal:
+        """The journal of the org's switched-off automations (the folder is claimed when it is first held)."""
+        return AutomationJournal(self.layout.automations, org, prepare=self._claim)
+
+    def automation_journals(self) -> list[str]:
+        """Orgs with a journal: automations switched off by a run in progress, a killed one, or by hand."""
+        return journals_in(self.layout.automations)
