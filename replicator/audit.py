@@ -35,7 +35,8 @@ __all__ = ["Actor", "EventsRequest", "EventsResult", "VerifyResult", "digest", "
 SECRET_WORDS = ("password", "secret", "token", "credential", "passphrase")
 PERSONAL = frozenset({"email", "phone", "value"})  # a GDPR subject, or a value written to a record
 # `gdpr search --name/--address/--text`: elsewhere a name is a job's or an object's, a text a label's
-GDPR_PERSONAL = frozenset({"name", "address", "text"})
+# and the Id of a record to forget (remembered only as a keyed hash, store.forgotten)
+GDPR_PERSONAL = frozenset({"name", "address", "text", "record_id"})
 # Recorded as digests: free text may quote anyone's values, and a record id is one of the values a
 # GDPR forget must leave nowhere in the storage folder.
 DIGESTED = frozenset({"query", "where", "filter", "comment", "sql", "id", "ids", "record_id", "params"})

@@ -26,7 +26,7 @@ from replicator.store import encryption
 from replicator.store.database import Database
 from replicator.store.schema import quote
 
-__all__ = ["FORGOTTEN_DDL", "Forgotten", "forgotten_counts", "subject_key"]
+__all__ = ["FORGOTTEN_DDL", "Forgotten", "forgotten_counts", "lift", "subject_key"]
 
 TABLE = "gdpr_forgotten"
 FORGOTTEN_DDL = (f"CREATE TABLE IF NOT EXISTS {{db}}.main.{TABLE} (object VARCHAR NOT NULL, "
@@ -45,6 +45,14 @@ def forgotten_counts(db: Database) -> dict[str, int]:
     if not db.has_table(TABLE):
         return {}
     return dict(db.execute(f"SELECT object, count(*) FROM main.{TABLE} GROUP BY object").fetchall())
+
+
+def lift(db: Database, request_id: int) -> int:
+    """Forget no longer the subjects of a forget request (inside the caller's transaction): later
+    backups may bring them back. Returns how many subjects were lifted (no key needed)."""
+    if not db.has_table(TABLE):
+        return 0
+    return db.execute(f"DELETE FROM main.{TABLE} WHERE request_id = ?", [request_id]).fetchone()[0]
 
 
 class Forgotten:
