@@ -25,6 +25,7 @@ from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, config_text
 from test_exactness import differences, truth
 
 from replicator.backup.run import BackupRequest, run_backup
+from replicator.check import CheckRequest, check
 from replicator.config import load_config
 from replicator.store.snapshot import SnapshotStore
 
@@ -130,13 +131,15 @@ def verdict(seen: Outcome, storage: Path, status: str, *words: str) -> dict[str,
 
 
 def heal_and_compare(org: Any, config: Path, storage: Path) -> int:
-    """Faults off, one more run (in-process): it completes and equals the org field by field."""
+    """Faults off, one more run (in-process): it completes, equals the org field by field, and the
+    store passes `check` (no run left running, no staging left behind, every body readable)."""
     org.control("PUT", "faults", {})
     org.control("POST", "clock", {"advance_seconds": 61})  # past the last whole minute of changes
     result = run_backup(load_config(config), BackupRequest("daily"))
     assert result.status == "completed", result.message
     assert_equals_org(org, storage, result.run_id)
-    assert not (storage / "runs").exists() or not any((storage / "runs").iterdir()), "staging left behind"
+    checked = check(load_config(config), CheckRequest(read_blobs=True))  # history tiles, bodies decrypt
+    assert not checked.problems, checked.text()
     return result.run_id
 
 
