@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,20 +83,6 @@ def finish(proc: subprocess.Popen, timeout: float = 120) -> Outcome:
 
 def cli_backup(config: Path, *args: str, **kwargs: Any) -> Outcome:
     return finish(start(config, *args, **kwargs))
-
-
-def wait_paused(proc: subprocess.Popen, phase: str, timeout: float = 90) -> None:
-    """Block until the run prints its pause marker for `phase`."""
-    assert proc.stderr is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline().decode()
-        if f"REPLICATOR_PAUSED_AT {phase}" in line:
-            return
-        if not line and proc.poll() is not None:
-            raise AssertionError(f"the backup exited {proc.returncode} before {phase}: "
-                                 f"{proc.stderr.read()!r}")
-    raise AssertionError(f"no pause marker for {phase}")
 
 
 def kill(proc: subprocess.Popen) -> None:
