@@ -629,6 +629,11 @@ class _Run:
         self.state.save(self.state_path)
 
 
+def _described(plans: list[ObjectPlan]) -> list[ObjectPlan]:
+    """The plans that can be read: those whose describe answered."""
+    return [p for p in plans if p.error is None]
+
+
 def _stopped_by(exc: OrgError | BackupError) -> str:
     """The message of a run Salesforce stopped: what the org answered, not only its text (a bare
     "Service temporarily unavailable" does not say the org, not the store, failed)."""
@@ -637,11 +642,6 @@ def _stopped_by(exc: OrgError | BackupError) -> str:
         return str(exc)
     code = getattr(exc, "code", None)
     return f"the org answered HTTP {status}{f' {code}' if code else ''}: {exc}"
-
-
-def _described(plans: list[ObjectPlan]) -> list[ObjectPlan]:
-    """The plans that can be read: those whose describe answered."""
-    return [p for p in plans if p.error is None]
 
 
 def _status_of(sections: list[Any], name: str) -> str | None:
