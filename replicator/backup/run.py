@@ -320,6 +320,10 @@ class _Run:
                 self._record_crash(exc)
                 raise
             return self._storage_failed(problem)
+        except KeyboardInterrupt:  # Ctrl-C: `runs` says so now, not 'running' until the next writer
+            with suppress(Exception):  # past the commit the run stands as committed
+                self._finish("aborted", "interrupted before its commit; nothing of it was committed")
+            raise
         finally:
             if self.run_dir is not None:
                 shutil.rmtree(self.run_dir, ignore_errors=True)  # staging holds raw rows
