@@ -26,7 +26,7 @@ from replicator.store import encryption
 from replicator.store.database import Database
 from replicator.store.schema import quote
 
-__all__ = ["FORGOTTEN_DDL", "Forgotten", "forgotten_counts", "lift", "subject_key"]
+__all__ = ["Forgotten", "forgotten_counts", "lift", "subject_key"]
 
 TABLE = "gdpr_forgotten"
 FORGOTTEN_DDL = (f"CREATE TABLE IF NOT EXISTS {{db}}.main.{TABLE} (object VARCHAR NOT NULL, "
@@ -113,10 +113,6 @@ class Forgotten:
         ids = batch.column(batch.schema.get_field_index("Id")).to_pylist()
         keep = [rid is None or self.subject(rid) not in known for rid in ids]
         return batch if all(keep) else batch.filter(pa.array(keep))
-
-    def dropped(self, batch: pa.RecordBatch) -> int:
-        """How many rows `drop` would remove (for a loader's report)."""
-        return batch.num_rows - self.drop("", batch).num_rows
 
     def purge_staging(self, staging: Path) -> dict[str, int]:
         """Delete forgotten records from every table of a run's staging file; rows removed per table.
