@@ -91,6 +91,9 @@ def org_options(fn: Callable[..., Any]) -> Callable[..., Any]:
               help="Private key (PEM) of --tls-cert.")
 @click.option("--org-type", type=click.Choice(["production", "sandbox"]), default="production",
               show_default=True)
+@click.option("--sandbox-type", type=click.Choice(["developer", "developer_pro", "partial", "full"]),
+              default="partial", show_default=True,
+              help="Kind of sandbox (with --org-type sandbox): its data storage allocation in /limits.")
 @click.option("--schema", "schema_files", multiple=True, type=click.Path(exists=True, dir_okay=False,
               path_type=Path), help="Extra schema YAML merged into the standard one (repeatable).")
 @click.option("--session-seconds", default=7200, show_default=True, type=click.IntRange(1),
@@ -116,8 +119,8 @@ def org_options(fn: Callable[..., Any]) -> Callable[..., Any]:
               show_envvar=True)
 def serve(host: str, port: int, state_dir: Path, scale: int, seed: int, counts: dict[str, int],
           no_files: bool, hostnames: tuple[str, ...], tls_cert: Path | None, tls_key: Path | None,
-          org_type: str, schema_files: tuple[Path, ...], session_seconds: int, api_limit: int,
-          fault_config: FaultConfig, ready_file: Path | None, reset_data: bool,
+          org_type: str, sandbox_type: str, schema_files: tuple[Path, ...], session_seconds: int,
+          api_limit: int, fault_config: FaultConfig, ready_file: Path | None, reset_data: bool,
           control_token: str | None, access_log: bool, request_seconds: float, username: str, password: str,
           security_token: str, client_id: str, client_secret: str) -> None:
     """Serve an emulated org over HTTPS until interrupted."""
@@ -128,8 +131,9 @@ def serve(host: str, port: int, state_dir: Path, scale: int, seed: int, counts: 
         raise click.UsageError("--tls-cert and --tls-key go together")
     settings = OrgSettings(
         state_dir=state_dir.resolve(), seed=seed, scale=scale, counts=counts, files=not no_files,
-        org_type=org_type, schema_files=[STANDARD_SCHEMA, *schema_files] if schema_files else [],
-        username=username, password=password, security_token=security_token, client_id=client_id,
+        org_type=org_type, sandbox_type=sandbox_type,
+        schema_files=[STANDARD_SCHEMA, *schema_files] if schema_files else [], username=username,
+        password=password, security_token=security_token, client_id=client_id,
         client_secret=client_secret, session_seconds=session_seconds, api_limit=api_limit,
         faults=fault_config,
     )

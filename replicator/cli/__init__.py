@@ -26,6 +26,7 @@ from replicator.cli.output import CONTEXT_SETTINGS, JSON_KEY, fail
 from replicator.cli.query import history, sql
 from replicator.cli.restore import replicate_cmd, restore, restores_cmd
 from replicator.cli.runs import runs
+from replicator.cli.seed import seed, seeds
 from replicator.cli.store import store
 from replicator.config import CONFIG_ENV, DEFAULT_CONFIG
 from replicator.errors import ReplicatorError
@@ -81,6 +82,8 @@ for command in (config, catalog, backup, runs, sql, history, demo, check_cmd, ex
     cli.add_command(command)
 cli.add_command(audit)
 cli.add_command(store)
+cli.add_command(seed)
+cli.add_command(seeds)
 cli.add_command(gdpr)
 for command in (restore, restores_cmd, replicate_cmd):  # restore and replicate (issue 10)
     cli.add_command(command)

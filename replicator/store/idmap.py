@@ -53,6 +53,13 @@ class StoreIdMap:
         finally:
             self.db.con.unregister("_id_pairs")
 
+    def forget(self, target_ids: Sequence[str]) -> None:
+        """Drop the pairs of target records that were deleted (a seed's clean_and_insert): a later
+        incremental load must insert those records again, not skip them as already there."""
+        if target_ids and self.db.has_table("id_map"):
+            self.db.execute("DELETE FROM main.id_map WHERE target = ? AND target_id IN "
+                            "(SELECT unnest(?::VARCHAR[]))", [self.target, list(target_ids)])
+
     def count(self) -> int:
         """How many source records this target org holds a mapped copy of."""
         if not self.db.has_table("id_map"):

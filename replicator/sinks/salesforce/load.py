@@ -90,6 +90,7 @@ class _Loader:
         for o in outcomes:
             key = "failed" if o.status == "failed" else "skipped" if o.status == "skipped" else {
                 "insert": "inserted", "update": "updated", "undelete": "undeleted", "relink": "relinked",
+                "delete": "deleted",
             }[o.action]
             self.counts[o.sobject][key] += 1
         if outcomes:
@@ -108,7 +109,9 @@ class _Loader:
         outcomes = []
         for source, target, answer in zip(source_ids, target_ids, answers, strict=True):
             if answer.get("success"):
-                outcomes.append(Outcome(step.sobject, source, answer.get("id") or target, action, "ok"))
+                # an upsert that found its key updated the existing record instead of inserting
+                done: Action = "update" if action == "insert" and answer.get("created") is False else action
+                outcomes.append(Outcome(step.sobject, source, answer.get("id") or target, done, "ok"))
             else:
                 error = (answer.get("errors") or [{}])[0]
                 outcomes.append(Outcome(step.sobject, source, target, action, "failed",
@@ -133,7 +136,8 @@ class _Loader:
             return
         deferred = {r.field for r in step.references if r.deferred}
         send = tuple(f for f in step.fields if f not in deferred)
-        for chunk in chunks(step.inserts(), insert_chunk(step.sobject, step.insert_count)):
+        size = insert_chunk(step.sobject, step.insert_count, bool(step.upsert_key))
+        for chunk in chunks(step.inserts(), size):
             originals = chunk.to_pylist()
             rows = remap(chunk, step.references, self.id_map).to_pylist()
             if step.sobject == DOCUMENT_OBJECT:
@@ -173,8 +177,11 @@ class _Loader:
 
     def _send(self, step: ObjectStep, records: list[dict[str, Any]],
               send: tuple[str, ...]) -> list[dict[str, Any]]:
-        """One chunk of inserts by the transport its object's size calls for (price.py counts the same)."""
-        if insert_transport(step.sobject, step.insert_count) == "bulk2":
+        """One chunk of inserts (or upserts by the step's external id) by the transport its object's
+        size calls for (price.py counts the same)."""
+        if step.upsert_key:
+            return self.client.upsert_records(step.sobject, step.upsert_key, records)
+        if insert_transport(step.sobject, step.insert_count, bool(step.upsert_key)) == "bulk2":
             return bulk.insert_records(self.client, step.sobject, send, records)
         return write_collections(self.client, "POST", records)
 
