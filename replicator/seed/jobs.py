@@ -192,7 +192,7 @@ class _Seed:
 def seed_plan(config: Config, request: SeedRequest) -> SeedPlanResult:
     """What a seed would do and cost; writes nothing to the target, the store or the ledger."""
     seed = _Seed.of(config, request)
-    with Repository(config.storage.path).open_read() as store:
+    with Repository.for_storage(config.storage).open_read() as store:
         prepared = seed.prepare(store)
         prepared.selection.close()
     return SeedPlanResult(prepared.template.name, request.to_org, request.method, prepared.run_id,
@@ -233,7 +233,7 @@ def seed_run(config: Config, request: SeedRequest, progress: Progress | None = N
     """Run a seed: clean (clean_and_insert), load through the loader, every outcome in the ledger."""
     progress = progress or Silent()
     seed = _Seed.of(config, request)
-    repository = Repository(config.storage.path)
+    repository = Repository.for_storage(config.storage)
     with repository.open_read() as store:  # every refusal comes here, before anything is written
         seed.prepare(store).selection.close()
     with repository.open_write("seed") as store:
@@ -330,7 +330,7 @@ def seeds(config: Config, request: SeedsRequest) -> SeedsResult:
     """The seeds ledger; while a seed holds the store, a seed's status comes from its status file."""
     folder = seeds_folder(config)
     try:
-        with Repository(config.storage.path).open_read() as store:
+        with Repository.for_storage(config.storage).open_read() as store:
             ledger = SeedsLedger(store.db, folder)
             if request.seed_id is None:
                 return SeedsResult(ledger.entries())
