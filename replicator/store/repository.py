@@ -18,6 +18,7 @@ from replicator.config import Secret, StorageSettings
 from replicator.errors import ConfigProblem, NotFound
 from replicator.store import encryption
 from replicator.store.audit_log import AuditLog
+from replicator.store.automation_journal import AutomationJournal, journals_in
 from replicator.store.blobs import BlobStore
 from replicator.store.database import Database, StoreInUse
 from replicator.store.layout import Layout
@@ -197,3 +198,11 @@ class Repository:
     def release_room(self) -> None:
         """Give the ballast back to the disk (the next run reserves it again)."""
         self.layout.room.unlink(missing_ok=True)
+
+    def automation_journal(self, org: str) -> AutomationJournal:
+        """The journal of the org's switched-off automations (the folder is claimed when it is first held)."""
+        return AutomationJournal(self.layout.automations, org, prepare=self._claim)
+
+    def automation_journals(self) -> list[str]:
+        """Orgs with a journal: automations switched off by a run in progress, a killed one, or by hand."""
+        return journals_in(self.layout.automations)
