@@ -384,6 +384,10 @@ def test_cli_plans_and_refuses_in_one_line(orgs: dict[str, Org], config_path: Pa
                             timeout=120)
     names = {t["name"]: t for t in json.loads(listed.stdout)["templates"]}
     assert names["recent_by_country"]["params"] == ["country", "years"]
+    unset = subprocess.run([*base, "seed", "plan", "recent_by_country", "--to-org", "dev",
+                            "--param", "years=2"], capture_output=True, text=True, env=env, timeout=300)
+    assert unset.returncode != 0 and "Traceback" not in unset.stderr
+    assert "recent_by_country.toml: root.filter[0].value: cannot render '{{ param.country }}'" in unset.stderr
 
 
 def test_circular_lookups_land_through_the_second_pass(orgs: dict[str, Org], config_path: Path,
