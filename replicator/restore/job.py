@@ -185,7 +185,7 @@ def build(store: SnapshotStore, config: Config, request: RestoreRequest,
 def _planner(store: SnapshotStore, config: Config, client: OrgClient, run_id: int, target: str) -> Planner:
     snapshot = Snapshot(store, store.reads.as_of_ts(run_id))
     return Planner(snapshot, client, StoreIdMap(store.db, target), target, Selection(),
-                   Repository.for_storage(config.storage).blobs(config.storage.blob_key_env))
+                   Repository.for_storage(config.storage).blobs())
 
 
 def _add_records(planner: Planner, records: dict[str, list[str]]) -> None:

@@ -153,7 +153,7 @@ def plan_replicate(store: SnapshotStore, client: OrgClient, run_id: int, names: 
         steps.append(ObjectStep(name, tuple(fields), refs, inserts=inserts, insert_count=count))
         counts[name] = {"selected": count, "insert": count, "undelete": 0, "update": 0, "skip": 0,
                         "with_parent": 0}
-    blobs = Repository.for_storage(config.storage).blobs(config.storage.blob_key_env)
+    blobs = Repository.for_storage(config.storage).blobs()
     load = LoadPlan(target, tuple(steps), blobs, tuple(notes))
     pricing = price(load)
     return RestorePlan(run_id=run_id, as_of=snapshot.as_of, target=target, objects=counts,

@@ -437,27 +437,6 @@ class OrgClient:
         """sObject Collections update (at most 200 records carrying their Id), allOrNone false."""
         return self._collection("PATCH", records)
 
-    def upsert_records(self, sobject: str, external_id: str,
-                       records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """sObject Collections upsert by an external id field (at most 200), allOrNone false; each
-        result says `created` true (inserted) or false (the record with that key was updated)."""
-        if not records:
-            return []
-        if len(records) > COLLECTION_RECORDS:
-            raise ValueError(f"at most {COLLECTION_RECORDS} records per sObject Collections call")
-        resp = self.request("PATCH", f"composite/sobjects/{sobject}/{external_id}",
-                            json_body={"allOrNone": False, "records": records}, idempotent=True)
-        return resp.json()
-
-    def delete_records(self, ids: list[str]) -> list[dict[str, Any]]:
-        """sObject Collections delete (at most 200 Ids, to the recycle bin), allOrNone false."""
-        if not ids:
-            return []
-        if len(ids) > COLLECTION_RECORDS:
-            raise ValueError(f"at most {COLLECTION_RECORDS} records per sObject Collections call")
-        return self.request("DELETE", "composite/sobjects",
-                            params={"ids": ",".join(ids), "allOrNone": "false"}, idempotent=True).json()
-
     def undelete(self, ids: list[str]) -> list[dict[str, Any]]:
         """Partner SOAP `undelete` of at most 200 Ids from the recycle bin: the records keep their Ids.
 
@@ -488,6 +467,27 @@ class OrgClient:
                 raise BudgetExceeded(message, code, resp.status_code)
             raise OrgError(message, code, resp.status_code)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def upsert_records(self, sobject: str, external_id: str,
+                       records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """sObject Collections upsert by an external id field (at most 200), allOrNone false; each
+        result says `created` true (inserted) or false (the record with that key was updated)."""
+        if not records:
+            return []
+        if len(records) > COLLECTION_RECORDS:
+            raise ValueError(f"at most {COLLECTION_RECORDS} records per sObject Collections call")
+        resp = self.request("PATCH", f"composite/sobjects/{sobject}/{external_id}",
+                            json_body={"allOrNone": False, "records": records}, idempotent=True)
+        return resp.json()
+
+    def delete_records(self, ids: list[str]) -> list[dict[str, Any]]:
+        """sObject Collections delete (at most 200 Ids, to the recycle bin), allOrNone false."""
+        if not ids:
+            return []
+        if len(ids) > COLLECTION_RECORDS:
+            raise ValueError(f"at most {COLLECTION_RECORDS} records per sObject Collections call")
+        return self.request("DELETE", "composite/sobjects",
+                            params={"ids": ",".join(ids), "allOrNone": "false"}, idempotent=True).json()
 
     def _collection(self, method: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not records:

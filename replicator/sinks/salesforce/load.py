@@ -136,7 +136,7 @@ class _Loader:
             return
         deferred = {r.field for r in step.references if r.deferred}
         send = tuple(f for f in step.fields if f not in deferred)
-        size = insert_chunk(step.sobject, step.insert_count, upsert=step.upsert_key is not None)
+        size = insert_chunk(step.sobject, step.insert_count, bool(step.upsert_key))
         for chunk in chunks(step.inserts(), size):
             originals = chunk.to_pylist()
             rows = remap(chunk, step.references, self.id_map).to_pylist()
@@ -177,10 +177,11 @@ class _Loader:
 
     def _send(self, step: ObjectStep, records: list[dict[str, Any]],
               send: tuple[str, ...]) -> list[dict[str, Any]]:
-        """One chunk of inserts by the transport its object's size calls for (price.py counts the same)."""
+        """One chunk of inserts (or upserts by the step's external id) by the transport its object's
+        size calls for (price.py counts the same)."""
         if step.upsert_key:
             return self.client.upsert_records(step.sobject, step.upsert_key, records)
-        if insert_transport(step.sobject, step.insert_count) == "bulk2":
+        if insert_transport(step.sobject, step.insert_count, bool(step.upsert_key)) == "bulk2":
             return bulk.insert_records(self.client, step.sobject, send, records)
         return write_collections(self.client, "POST", records)
 

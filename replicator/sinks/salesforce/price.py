@@ -57,14 +57,12 @@ def price(plan: LoadPlan) -> Pricing:
     """The calls `load` will make for `plan`, per object."""
     per: Counter[str] = Counter()
     for step in plan.steps:
-        upsert = step.upsert_key is not None
-        calls = (_calls(len(step.undelete)) + insert_calls(step.sobject, step.insert_count, upsert=upsert)
-                 + write_calls(step.update_count))
+        inserts = insert_calls(step.sobject, step.insert_count, bool(step.upsert_key))
+        calls = _calls(len(step.undelete)) + inserts + write_calls(step.update_count)
         if step.sobject == DOCUMENT_OBJECT:
             calls += _calls(step.insert_count)
         calls += write_calls(relink_count(step))
         per[step.sobject] += calls
     return Pricing(calls=sum(per.values()), per_object=dict(per),
-                   transport={s.sobject: insert_transport(s.sobject, s.insert_count,
-                                                          upsert=s.upsert_key is not None)
+                   transport={s.sobject: insert_transport(s.sobject, s.insert_count, bool(s.upsert_key))
                               for s in plan.steps})

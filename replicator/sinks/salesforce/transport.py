@@ -19,7 +19,7 @@ from replicator.sinks.salesforce.values import BODY_FIELDS
 __all__ = ["insert_calls", "insert_chunk", "insert_transport", "write_calls"]
 
 
-def insert_transport(sobject: str, records: int, *, upsert: bool = False) -> str:
+def insert_transport(sobject: str, records: int, upsert: bool = False) -> str:
     """"collections" (file objects, upserts by an external id), "bulk2" or "composite" for inserting
     `records` of `sobject`."""
     if sobject in BODY_FIELDS or upsert:
@@ -28,16 +28,16 @@ def insert_transport(sobject: str, records: int, *, upsert: bool = False) -> str
     return "bulk2" if jobs * BULK_JOB_CALLS < math.ceil(records / COMPOSITE_RECORDS) else "composite"
 
 
-def insert_chunk(sobject: str, records: int, *, upsert: bool = False) -> int:
+def insert_chunk(sobject: str, records: int, upsert: bool = False) -> int:
     """How many records one insert call (or ingest job) carries for this object."""
     return {"collections": COLLECTION_RECORDS, "bulk2": BULK_JOB_RECORDS,
-            "composite": COMPOSITE_RECORDS}[insert_transport(sobject, records, upsert=upsert)]
+            "composite": COMPOSITE_RECORDS}[insert_transport(sobject, records, upsert)]
 
 
-def insert_calls(sobject: str, records: int, *, upsert: bool = False) -> int:
+def insert_calls(sobject: str, records: int, upsert: bool = False) -> int:
     """The API calls inserting `records` records of `sobject` costs."""
-    per_call = BULK_JOB_CALLS if insert_transport(sobject, records, upsert=upsert) == "bulk2" else 1
-    return math.ceil(records / insert_chunk(sobject, records, upsert=upsert)) * per_call
+    per_call = BULK_JOB_CALLS if insert_transport(sobject, records, upsert) == "bulk2" else 1
+    return math.ceil(records / insert_chunk(sobject, records, upsert)) * per_call
 
 
 def write_calls(records: int) -> int:
