@@ -330,6 +330,15 @@ def test_refused_seeds_write_nothing(orgs: dict[str, Org], config_path: Path, to
     assert _ledger_len(config_path) == before and files(config_path) == disk
 
 
+def test_production_is_planned_only_when_allowed(orgs: dict[str, Org], config_path: Path) -> None:
+    since = orgs["prod"].last_seq()
+    with pytest.raises(SeedRefused, match="capped at 10,000 records"):
+        seed_plan(load_config(config_path), request(to_org="prod"))
+    plan = seed_plan(load_config(config_path), request(to_org="prod", allow_production=True))
+    assert 0 < sum(o.records for o in plan.objects) <= 10_000
+    assert not orgs["prod"].writes_since(since)
+
+
 BAD = {
     "bad object": ('[root]\nobject = "Acount"\n', "root.object: 'Acount' is not an object of the target org"),
     "bad field": ('[root]\nobject = "Account"\nfilter = [{ field = "Nope__c", value = 1 }]\n',
