@@ -82,13 +82,17 @@ def _answer(call: str, results: list[RowResult]) -> Response:
     return _envelope(call, "".join(_result(r) for r in results))
 
 
+def _too_many() -> Response:
+    return soap_fault("EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more than {MAX_IDS} "
+                      "records into this call", "InvalidIdFault")
+
+
 def _undelete(ctx: Ctx, call: ET.Element) -> Response:
     ids = [(e.text or "").strip() for e in call if _local(e.tag) == "ids"]
     if not ids:
         return soap_fault("INVALID_ID_FIELD", "No ids specified for undelete", "InvalidIdFault")
     if len(ids) > MAX_IDS:
-        return soap_fault("EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more than {MAX_IDS} "
-                          "records into this call", "InvalidIdFault")
+        return _too_many()
     user = ctx.session.user_id if ctx.session else None
     return _answer("undelete", dml_engine(ctx.org).undelete(ids, user_id=user))
 
@@ -164,8 +168,7 @@ def _merge(ctx: Ctx, call: ET.Element) -> Response:
     if not requests:
         return soap_fault("INVALID_FIELD", "No merge requests specified", "InvalidFieldFault")
     if len(requests) > MAX_IDS:
-        return soap_fault("EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more than {MAX_IDS} "
-                          "records into this call", "InvalidIdFault")
+        return _too_many()
     user = ctx.session.user_id if ctx.session else None
     results = []
     for request in requests:
