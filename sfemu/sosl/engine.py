@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sfemu.errors import SalesforceError
 from sfemu.query import query_engine
 from sfemu.schema import Field, SObject
 from sfemu.soql.scope import column_sql
@@ -48,6 +49,8 @@ def run_search(org: EmulatedOrg, search: Search, api_version: str) -> list[dict[
         if remaining <= 0:
             break
         obj = org.schema.get(target.name)
+        if obj is not None and not obj.searchable:
+            raise SalesforceError(400, "INVALID_TYPE", f"entity type {obj.name} does not support search")
         fields = searched_fields(obj, search.group) if obj is not None else []
 
         def restrict(alias: str, obj: SObject | None = obj, fields: list[Field] = fields) -> tuple[str, list]:

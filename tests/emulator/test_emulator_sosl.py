@@ -120,6 +120,7 @@ def test_parameterized_search_get_and_post(sf: Salesforce, emulator: Any, data: 
     ("FIND {(Quuxbarn}", "MALFORMED_SEARCH"),
     ("FIND {a}", "INVALID_SEARCH"),
     ("FIND {Quuxbarn} RETURNING NoSuch__c", "INVALID_TYPE"),
+    ("FIND {Quuxbarn} RETURNING RecordType", "INVALID_TYPE"),  # describe says searchable: false
     ("FIND {Quuxbarn} RETURNING Account(NoSuchField__c)", "INVALID_FIELD"),
 ])
 def test_malformed_searches_get_salesforce_codes(sf: Salesforce, sosl: str, code: str) -> None:
