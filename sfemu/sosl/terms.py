@@ -36,7 +36,7 @@ class Term:
 
     def pattern(self) -> str:
         """A case-insensitive RE2 pattern matching the term as whole words."""
-        body = r"[^\pL\pN]+".join(_word_pattern(w) for w in self.words)
+        body = r"[^\pL\pN\n]+".join(_word_pattern(w) for w in self.words)
         return f"(?i){_BOUNDARY_START}{body}{_BOUNDARY_END}"
 
     def digits(self) -> str | None:
@@ -169,8 +169,8 @@ def term_sql(expr: Expr, columns: list[str], phone_columns: list[str], params: l
         joined = f" {expr.op} ".join(term_sql(e, columns, phone_columns, params) for e in expr.operands)
         return f"({joined})"
     tests = []
-    for column in columns:
-        tests.append(f"coalesce(regexp_matches({column}, ?), false)")
+    if columns:  # one pattern over the fields joined by newlines (which no phrase spans): one scan a row
+        tests.append(f"coalesce(regexp_matches(concat_ws(chr(10), {', '.join(columns)}), ?), false)")
         params.append(expr.pattern())
     digits = expr.digits()
     if digits is not None:
