@@ -122,3 +122,19 @@ def test_a_refused_merge_changes_nothing(sf: Salesforce, emulator: Any, case: st
     assert sf.Account.get(master)["Name"] == "Refused master"
     assert sf.Account.get(dupes[0])["IsDeleted"] is False
     assert sf.Contact.get(child)["AccountId"] == dupes[0]
+
+
+def test_envelopes_without_requests_or_with_an_unknown_type_are_faults(sf: Salesforce, emulator: Any) -> None:
+    head = ('<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+            'xmlns:urn="urn:partner.soap.sforce.com"><soapenv:Header><urn:SessionHeader><urn:sessionId>'
+            f"{sf.session_id}</urn:sessionId></urn:SessionHeader></soapenv:Header><soapenv:Body><urn:merge>")
+    bodies = {"INVALID_FIELD": "",
+              "INVALID_TYPE": "<urn:request><urn:masterRecord><urn:type>NoSuch__c</urn:type>"
+                              "<urn:Id>001000000000001</urn:Id></urn:masterRecord>"
+                              "<urn:recordToMergeIds>001000000000002</urn:recordToMergeIds></urn:request>"}
+    for code, body in bodies.items():
+        envelope = f"{head}{body}</urn:merge></soapenv:Body></soapenv:Envelope>"
+        response = emulator.http.post(f"{emulator.base_url}/services/Soap/u/62.0", data=envelope.encode(),
+                                      headers={"Content-Type": "text/xml", "SOAPAction": "merge"})
+        assert response.status_code == 500
+        assert ET.fromstring(response.content).find(".//faultcode").text == f"sf:{code}"
