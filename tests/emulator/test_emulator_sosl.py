@@ -30,6 +30,9 @@ def data(sf: Salesforce) -> dict[str, str]:
         "gone": sf.Account.create({"Name": "Quuxbarn Deleted"})["id"],
         "jane": sf.Contact.create({"LastName": "Quuxbarn", "FirstName": "Jane",
                                    "Email": "jane.zentroph@example.org"})["id"],
+        "lead": sf.Lead.create({"LastName": "Vextor", "Company": "Quuxbarn Leads"})["id"],
+        "case": sf.Case.create({"Subject": "Quuxbarn printer on fire"})["id"],
+        "project": sf.Project__c.create({"Name": "Quuxbarn rollout"})["id"],
     }
     sf.Account.delete(ids["gone"])
     return ids
@@ -55,7 +58,7 @@ def test_search_returns_matching_records_with_their_fields(sf: Salesforce, data:
 def test_quick_search_finds_ids_everywhere_but_deleted(sf: Salesforce, data: dict[str, str]) -> None:
     result = sf.quick_search("Quuxbarn")
     ids = found(result)
-    assert set(ids) == {data["alpha"], data["beta"], data["jane"]}
+    assert set(ids) == {data[k] for k in ("alpha", "beta", "jane", "lead", "case", "project")}
     assert all(set(r) == {"attributes", "Id"} for r in result["searchRecords"])
 
 
@@ -82,12 +85,14 @@ def test_search_groups(sf: Salesforce, data: dict[str, str]) -> None:
     assert ids("FIND {frobnicate} IN NAME FIELDS RETURNING Account") == set()
     assert ids("FIND {Jane} IN NAME FIELDS RETURNING Contact") >= {data["jane"]}
     assert ids("FIND {zentroph} IN EMAIL FIELDS RETURNING Contact, Account") == {data["jane"]}
+    assert ids("FIND {Vextor} IN NAME FIELDS RETURNING Lead, Case") == {data["lead"]}
+    assert ids("FIND {printer} RETURNING Lead, Case, Project__c") == {data["case"]}
     assert ids("FIND {zentroph} IN PHONE FIELDS RETURNING Contact") == set()
     assert ids("FIND {4155550199} IN PHONE FIELDS RETURNING Account") == {data["alpha"]}
 
 
 def test_overall_limit(sf: Salesforce, data: dict[str, str]) -> None:
-    result = sf.search("FIND {Quuxbarn} RETURNING Account(Name ORDER BY Name), Contact LIMIT 2")
+    result = sf.search("FIND {Quuxbarn} RETURNING Account(Name ORDER BY Name), Contact, Lead LIMIT 2")
     assert found(result) == [data["alpha"], data["beta"]]
 
 
