@@ -17,6 +17,7 @@ from sfemu.ids import make_id
 from sfemu.render import JsonRenderer, csv_bytes
 from sfemu.results import Spool
 from sfemu.soql import CompiledQuery, SoqlError, compile_query
+from sfemu.soql.compiler import ExtraWhere
 
 if TYPE_CHECKING:
     from sfemu.org import EmulatedOrg
@@ -89,11 +90,12 @@ class QueryEngine:
         for stale in org.spool_dir.glob(SPOOL_GLOB):  # spools of a previous run are unreachable
             stale.unlink(missing_ok=True)
 
-    def compile(self, soql: str, *, include_deleted: bool, bulk: bool = False) -> CompiledQuery:
+    def compile(self, soql: str, *, include_deleted: bool, bulk: bool = False,
+                extra_where: ExtraWhere | None = None) -> CompiledQuery:
         """SOQL -> SQL; SOQL errors become Salesforce's 400 with the same errorCode and message."""
         try:
             return compile_query(soql, self.org.schema, include_deleted=include_deleted, bulk=bulk,
-                                 now=self.org.clock.now())
+                                 now=self.org.clock.now(), extra_where=extra_where)
         except SoqlError as exc:
             raise SalesforceError(400, exc.error_code, exc.message) from exc
 

@@ -1,4 +1,4 @@
-"""The partner SOAP API (`/services/Soap/u/{version}`): login, undelete, getUpdated and getDeleted.
+"""The partner SOAP API (`/services/Soap/u/{version}`): login, undelete, merge, getUpdated, getDeleted.
 
 Salesforce serves every partner call at one URL and tells them apart by the Body's first element;
 `login` needs no session, every other call carries its session in `SessionHeader/sessionId` and
@@ -9,7 +9,8 @@ one result per id in request order, cascade-deleted children come back with thei
 id not in the recycle bin fails alone with UNDELETE_FAILED or ENTITY_IS_DELETED-style errors as the
 DML engine reports them. getUpdated/getDeleted answer exactly what REST's /updated and /deleted
 answer (one implementation), in the partner WSDL's GetUpdatedResult/GetDeletedResult shapes: tools
-built on the SOAP replication calls (Data Loader-era sync jobs) see the same changes.
+built on the SOAP replication calls (Data Loader-era sync jobs) see the same changes. `merge` exists
+only in SOAP; its rules live in sfemu/dml/merge.py.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 from xml.sax.saxutils import escape
 
+import pyarrow as pa
 from starlette.responses import Response
 
 from sfemu.auth import SOAP_TYPE, soap_fault, soap_login
 from sfemu.dml.engine import dml_engine
-from sfemu.dml.results import RowResult
+from sfemu.dml.merge import MergeOutcome, merge
+from sfemu.dml.results import DmlError, RowResult
 from sfemu.errors import SalesforceError
 from sfemu.rest.records import deleted, updated
+from sfemu.rest.write import JSON_NULL
 from sfemu.routing import Ctx, route
 
 _ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -53,11 +57,15 @@ def _session_id(header: ET.Element | None) -> str | None:
     return None
 
 
-def _result(result: RowResult) -> str:
-    errors = "".join(
+def _errors(errors: list[DmlError]) -> str:
+    return "".join(
         f"<errors>{''.join(f'<fields>{escape(f)}</fields>' for f in e.fields)}"
         f"<message>{escape(e.message)}</message><statusCode>{e.status_code}</statusCode></errors>"
-        for e in result.errors)
+        for e in errors)
+
+
+def _result(result: RowResult) -> str:
+    errors = _errors(result.errors)
     ident = f"<id>{result.id}</id>" if result.id else '<id xsi:nil="true"/>'
     return f"<result>{errors}{ident}<success>{'true' if result.success else 'false'}</success></result>"
 
@@ -74,13 +82,17 @@ def _answer(call: str, results: list[RowResult]) -> Response:
     return _envelope(call, "".join(_result(r) for r in results))
 
 
+def _too_many() -> Response:
+    return soap_fault("EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more than {MAX_IDS} "
+                      "records into this call", "InvalidIdFault")
+
+
 def _undelete(ctx: Ctx, call: ET.Element) -> Response:
     ids = [(e.text or "").strip() for e in call if _local(e.tag) == "ids"]
     if not ids:
         return soap_fault("INVALID_ID_FIELD", "No ids specified for undelete", "InvalidIdFault")
     if len(ids) > MAX_IDS:
-        return soap_fault("EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more than {MAX_IDS} "
-                          "records into this call", "InvalidIdFault")
+        return _too_many()
     user = ctx.session.user_id if ctx.session else None
     return _answer("undelete", dml_engine(ctx.org).undelete(ids, user_id=user))
 
@@ -126,7 +138,54 @@ def _get_deleted(ctx: Ctx, call: ET.Element) -> Response:
                                    "</latestDateCovered></result>")
 
 
-CALLS = {"undelete": _undelete, "getUpdated": _get_updated, "getDeleted": _get_deleted}
+def _master_table(element: ET.Element) -> tuple[str, pa.Table]:
+    """(sObject type, one-row table of Id and field values) from a MergeRequest's masterRecord;
+    fieldsToNull names become the null marker."""
+    sobject, values = "", {}
+    for child in element:
+        name = _local(child.tag)
+        if name == "type":
+            sobject = (child.text or "").strip()
+        elif name == "fieldsToNull":
+            values[(child.text or "").strip()] = JSON_NULL
+        else:
+            values[name] = child.text or ""
+    return sobject, pa.table({k: pa.array([v], pa.string()) for k, v in values.items()})
+
+
+def _merge_result(outcome: MergeOutcome) -> str:
+    errors = _errors(outcome.errors)
+    ident = f"<id>{outcome.id}</id>" if outcome.id else '<id xsi:nil="true"/>'
+    merged = "".join(f"<mergedRecordIds>{i}</mergedRecordIds>" for i in outcome.merged_ids)
+    related = "".join(f"<updatedRelatedIds>{i}</updatedRelatedIds>" for i in outcome.updated_related_ids)
+    return (f"<result>{errors}{ident}{merged}<success>{'true' if outcome.success else 'false'}</success>"
+            f"{related}</result>")
+
+
+def _merge(ctx: Ctx, call: ET.Element) -> Response:
+    """merge(MergeRequest[]): each request folds up to two records into its masterRecord."""
+    requests = [e for e in call if _local(e.tag) == "request"]
+    if not requests:
+        return soap_fault("INVALID_FIELD", "No merge requests specified", "InvalidFieldFault")
+    if len(requests) > MAX_IDS:
+        return _too_many()
+    user = ctx.session.user_id if ctx.session else None
+    results = []
+    for request in requests:
+        master = next((e for e in request if _local(e.tag) == "masterRecord"), None)
+        if master is None:
+            return soap_fault("INVALID_FIELD", "A merge request needs a masterRecord", "InvalidFieldFault")
+        sobject, table = _master_table(master)
+        obj = ctx.org.schema.get(sobject)
+        if obj is None:
+            return soap_fault("INVALID_TYPE", f"sObject type '{sobject}' is not supported.",
+                              "InvalidSObjectFault")
+        merged = [(e.text or "").strip() for e in request if _local(e.tag) == "recordToMergeIds"]
+        results.append(merge(dml_engine(ctx.org), obj, table, merged, null_marker=JSON_NULL, user_id=user))
+    return _envelope("merge", "".join(_merge_result(r) for r in results))
+
+
+CALLS = {"undelete": _undelete, "getUpdated": _get_updated, "getDeleted": _get_deleted, "merge": _merge}
 
 
 def partner(ctx: Ctx) -> Response:

@@ -6,7 +6,7 @@ records) and composite (collections, composite, graph, tree, batch).
 
 from __future__ import annotations
 
-from sfemu.rest import composite, discovery, limits, query, records, write
+from sfemu.rest import composite, discovery, limits, query, records, search, write
 from sfemu.routing import Route
 
 ROUTES: list[Route] = [
@@ -16,4 +16,5 @@ ROUTES: list[Route] = [
     *limits.ROUTES,
     *write.ROUTES,
     *composite.ROUTES,
+    *search.ROUTES,
 ]

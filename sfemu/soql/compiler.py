@@ -8,6 +8,7 @@ caller asks for queryAll semantics.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import count
@@ -23,16 +24,22 @@ from sfemu.soql.scope import Scope
 from sfemu.store import quote
 
 MAX_OFFSET = 2000
+ExtraWhere = Callable[[str], tuple[str, list]]
 FIELDS_LIMIT = 200
 
 
 def compile_query(text: str, schema: Schema, *, include_deleted: bool = False, bulk: bool = False,
-                  now: datetime, tz: str = "America/Los_Angeles") -> CompiledQuery:
-    """Compile one SOQL statement; every problem with the text is a SoqlError."""
+                  now: datetime, tz: str = "America/Los_Angeles",
+                  extra_where: ExtraWhere | None = None) -> CompiledQuery:
+    """Compile one SOQL statement; every problem with the text is a SoqlError.
+
+    `extra_where(alias)` adds a condition (SQL with `?` placeholders, its parameters) on the main
+    object's rows: SOSL uses it for its search terms, which SOQL itself cannot express.
+    """
     err = ErrorFactory(text)
     try:
         query = parse(text, err)
-        compiler = _Compiler(schema, err, include_deleted, now, tz)
+        compiler = _Compiler(schema, err, include_deleted, now, tz, extra_where)
         compiled = compiler.main(query)
         if bulk:
             check_bulk(query, compiled)
@@ -59,8 +66,9 @@ class _Select:
 
 class _Compiler:
     def __init__(self, schema: Schema, err: ErrorFactory, include_deleted: bool, now: datetime,
-                 tz: str) -> None:
+                 tz: str, extra_where: ExtraWhere | None = None) -> None:
         self.schema = schema
+        self.extra_where = extra_where
         self.err = err
         self.include_deleted = include_deleted
         self.now = now
@@ -93,6 +101,10 @@ class _Compiler:
         sel.add(f"{scope.alias}.{quote('Id')}", Column("__id", (), "id", obj.field("Id"), "Id"))
         where_params: list = []
         where = self.where(q, scope, where_params)
+        if self.extra_where is not None:
+            extra, extra_params = self.extra_where(scope.alias)
+            where += f"{' AND' if where else ' WHERE'} ({extra})"
+            where_params.extend(extra_params)
         order = self.order(q, scope, aggregate=False)
         if not order and (scope.join_sql or q.limit is not None or q.offset is not None):
             order = [f"{scope.alias}.{quote('Id')}"]
