@@ -114,6 +114,7 @@ def serve(settings: OrgSettings, options: ServeOptions) -> None:
         ssl_certfile=str(tls.cert_path), ssl_keyfile=str(tls.key_path), access_log=options.access_log,
         log_level="info" if options.access_log else "warning", timeout_keep_alive=30,
         timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+        date_header=False,  # the app sends the org clock's Date
     )
     server = uvicorn.Server(config)
 
