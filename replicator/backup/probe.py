@@ -331,14 +331,14 @@ def _gap(replies: list[Answer], mark: str) -> str | None:
     """Why deletions since `mark` may be missing from /deleted, or None when it lists them all.
 
     Salesforce's earliestDateAvailable is when records of the object were last removed for good
-    (or the 15-day horizon of its deletion log); a watermark before it, or a window the org
+    (or the 15-day horizon of its deletion log); one at or after the watermark, or a window the org
     refuses as too old (INVALID_REPLICATION_DATE), means deletions may have left no trace.
     """
     since = datetime.fromisoformat(mark)
     for code, body, _ in replies:
         if code == 200 and isinstance(body, dict) and body.get("earliestDateAvailable"):
             earliest = _parse_sf_time(body["earliestDateAvailable"])
-            if earliest > since:
+            if earliest >= since:  # whole minutes: a removal in the watermark's own minute counts
                 return f"its deletion log starts at {earliest:%Y-%m-%d %H:%M} UTC, after the last run"
         elif isinstance(body, list) and TOO_OLD in (e.get("errorCode") for e in body if isinstance(e, dict)):
             return "its deletion log no longer reaches back to the last run"
