@@ -65,14 +65,14 @@ class CheckResult(JobResult):
 def check(config: Config, request: CheckRequest) -> CheckResult:
     """Check the configured storage folder; raises NoBackups before the first backup and Locked while a
     writer holds the store (its work in progress would look like problems)."""
-    repository = Repository(config.storage.path)
+    repository = Repository.for_storage(config.storage)
     holder = holder_of(repository.layout)
     if holder is not None:
         raise Locked(f"a {holder.get('what') or 'backup'} (pid {holder.get('pid', '?')}, started "
                      f"{holder.get('started', '?')}) is writing to {repository.layout.root}; "
                      "check it afterwards")
     result = CheckResult()
-    blobs = repository.blobs(config.storage.blob_key_env) if request.read_blobs else None
+    blobs = repository.blobs() if request.read_blobs else None
     presence = repository.blob_listing()
     with repository.open_read() as store:
         result.runs = len(store.ledger.runs())

@@ -73,3 +73,11 @@ class BudgetProblem(OrgProblem):
 
     http_status = 429
     kind = "api_budget"
+
+
+class StorageProblem(ReplicatorError):
+    """The storage folder refused a write (full, read-only, over quota, failing): nothing of the
+    interrupted step was committed, and the run says so instead of showing a traceback."""
+
+    http_status = 507
+    kind = "storage"

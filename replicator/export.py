@@ -291,7 +291,7 @@ def export_to_endpoint(config: Config, endpoint_name: str, run: int | str = "las
     endpoint = config.endpoint(endpoint_name)
     endpoint.password.reveal()  # an unset variable fails before anything else happens
     if store is None:
-        with Repository(config.storage.path).open_write("export") as opened:
+        with Repository.for_storage(config.storage).open_write("export") as opened:
             return _export_endpoint(opened, endpoint, run, objects, blobs)
     return _export_endpoint(store, endpoint, run, objects, blobs)
 
@@ -316,8 +316,8 @@ def run_export(config: Config, request: ExportRequest,
     """Export into files or an endpoint, holding the store's writer lock (the ledger is written)."""
     if (request.out is None) == (request.endpoint is None):
         raise BadExport("an export goes into an output folder or into an endpoint: name exactly one")
-    repository = Repository(config.storage.path)
-    blobs = repository.blobs(config.storage.blob_key_env) if request.include_attachments else None
+    repository = Repository.for_storage(config.storage)
+    blobs = repository.blobs() if request.include_attachments else None
     objects = list(request.objects) if request.objects else None
     progress.phase("export")
     if request.endpoint is not None:
@@ -336,7 +336,7 @@ def run_diff(config: Config, request: DiffRequest, progress: Progress = Silent()
     """Change files between two runs, holding the writer lock (the exports ledger records them)."""
     progress.phase("diff")
     check_out(request.out, request.force)
-    with Repository(config.storage.path).open_write("diff") as store:
+    with Repository.for_storage(config.storage).open_write("diff") as store:
         return diff_files(store, request.out, request.from_run, request.to_run,
                           objects=list(request.objects) if request.objects else None,
                           neutralise=not request.keep_formulas)

@@ -95,7 +95,7 @@ class RunsResult(LedgerResult):
 
 def runs(config: Config, request: RunsRequest, progress: Progress = Silent()) -> RunsResult:
     """Every backup run, newest first; NotFound (no backups yet) before the first one."""
-    with Repository(config.storage.path).open_read() as store:
+    with Repository.for_storage(config.storage).open_read() as store:
         rows = [plain(r) for r in store.ledger.runs()]
     rows.sort(key=lambda r: r["run_id"], reverse=True)
     return RunsResult(rows)
@@ -141,7 +141,7 @@ class RunDetail(JobResult):
 
 def run_show(config: Config, request: RunRequest, progress: Progress = Silent()) -> RunDetail:
     """One run and its sections; NotFound for a run the store does not have."""
-    with Repository(config.storage.path).open_read() as store:
+    with Repository.for_storage(config.storage).open_read() as store:
         run = store.ledger.run(request.run_id)
         if run is None:
             raise NotFound(f"no run {request.run_id}")
@@ -193,7 +193,7 @@ def sql(config: Config, request: SqlRequest, progress: Progress = Silent()) -> S
     """Run the query read-only over the store's tables only; DuckDB's message (not a traceback) when
     it fails, e.g. a query that tries to read a file."""
     moment = request.moment()
-    with Repository(config.storage.path).open_query() as store:
+    with Repository.for_storage(config.storage).open_query() as store:
         try:
             return SqlResult(store.reads.sql(request.query, moment))
         except (duckdb.Error, ValueError) as exc:  # the analyst's SQL, or a run that does not exist
@@ -235,7 +235,7 @@ class HistoryResult(JobResult):
 
 def history(config: Config, request: HistoryRequest, progress: Progress = Silent()) -> HistoryResult:
     """The record's versions; NotFound for an object not in the backup or a record without versions."""
-    with Repository(config.storage.path).open_read() as store:
+    with Repository.for_storage(config.storage).open_read() as store:
         objects = store.reads.objects()
         if request.object not in objects:
             raise NotFound(f"{request.object} is not in the backup (objects: {', '.join(objects)})")
@@ -276,5 +276,5 @@ class ExportsResult(LedgerResult):
 
 def exports_ledger(config: Config, request: ExportsRequest, progress: Progress = Silent()) -> ExportsResult:
     """The exports ledger, optionally only entries holding one object."""
-    with Repository(config.storage.path).open_read() as store:
+    with Repository.for_storage(config.storage).open_read() as store:
         return ExportsResult([plain(r) for r in store.exports.entries(request.object)])

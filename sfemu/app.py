@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterable
 from email.utils import format_datetime
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
 from sfemu import auth, control, soap, tooling
@@ -39,6 +39,29 @@ def session_token(headers: dict[str, str]) -> str | None:
         if auth.lower().startswith(prefix):
             return auth[len(prefix):].strip()
     return headers.get("x-sfdc-session") or None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit`: from its
+    Content-Length before a byte is read, or while a chunked body streams in. The rest is never read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdecimal() and int(declared) > limit:
+        raise body_too_large(limit)
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise body_too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or closed for sending too slowly: nobody reads the answer
+        raise SalesforceError(408, "REQUEST_TIMEOUT", "The request body was not received in time") from None
+    return b"".join(chunks)
+
+
+def body_too_large(limit: int) -> SalesforceError:
+    return SalesforceError(413, "REQUEST_ENTITY_TOO_LARGE",
+                           f"The request body exceeds the maximum of {limit // (1024 * 1024)} MB")
 
 
 def error_response(exc: SalesforceError) -> Response:
@@ -73,7 +96,12 @@ class Emulator:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        response = await self.dispatch(request)
+        try:
+            response = await self.dispatch(request)
+        except Exception:  # a bug outside any handler still answers in Salesforce's shape
+            log.error("unhandled error on %s %s\n%s", request.method, request.url.path,
+                      traceback.format_exc())
+            response = server_error_response(500)
         await response(scope, receive, send)
 
     @staticmethod
@@ -114,7 +142,7 @@ class Emulator:
             if route.counted and org.limits.exhausted():
                 raise limit_exceeded()
             ctx = Ctx(org, method, path, params, parse_query_string(request.url.query), headers,
-                      await request.body(), self.subrequest, session)
+                      await read_body(request, route.max_body), self.subrequest, session)
             fault_status = org.faults.server_error() if is_api else None
             if fault_status is not None:
                 response = server_error_response(fault_status)

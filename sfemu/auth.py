@@ -49,6 +49,17 @@ def identity_url(ctx: Ctx, user_id: str) -> str:
     return f"{base_url(ctx)}/id/{ctx.org.org_id}/{user_id}"
 
 
+# Salesforce's generic login hosts each reach one kind of org: production credentials fail at
+# test.salesforce.com and a sandbox's at login.salesforce.com (other hosts: My Domain, loopback).
+LOGIN_HOSTS = {"login.salesforce.com": False, "test.salesforce.com": True}
+
+
+def right_login_host(ctx: Ctx) -> bool:
+    """False when the client dialled the generic login host of the other kind of org."""
+    host = ctx.headers.get("host", "").rsplit(":", 1)[0].lower()
+    return LOGIN_HOSTS.get(host, ctx.org.settings.sandbox) == ctx.org.settings.sandbox
+
+
 def password_ok(org: EmulatedOrg, username: str | None, password: str | None) -> bool:
     """Username (case-insensitive) and password, with or without the security token appended.
 
@@ -134,7 +145,7 @@ def _check_client(org: EmulatedOrg, client_id: str | None, secret: str | None, *
 
 def _password_grant(ctx: Ctx, form: dict[str, str]) -> dict[str, Any]:
     _check_client(ctx.org, form.get("client_id"), form.get("client_secret"), secret_required=True)
-    if not password_ok(ctx.org, form.get("username"), form.get("password")):
+    if not right_login_host(ctx) or not password_ok(ctx.org, form.get("username"), form.get("password")):
         raise OAuthError("invalid_grant", "authentication failure")
     user_id, username = ctx.org.admin_user()
     return token_body(ctx, ctx.org.sessions.issue(user_id, username, with_refresh=True), True)
@@ -264,8 +275,8 @@ def soap_login(ctx: Ctx) -> Response:
         return soap_fault("INVALID_LOGIN", INVALID_LOGIN)
     org_scope = values.get("organizationId")
     wrong_org = bool(org_scope) and ids.normalize(org_scope) != org.org_id
-    if "login" not in values or wrong_org or not password_ok(org, values.get("username"),
-                                                              values.get("password")):
+    if "login" not in values or wrong_org or not right_login_host(ctx) or not password_ok(
+            org, values.get("username"), values.get("password")):
         return soap_fault("INVALID_LOGIN", INVALID_LOGIN)
     user_id, username = org.admin_user()
     session = org.sessions.issue(user_id, username)

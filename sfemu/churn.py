@@ -28,7 +28,7 @@ from sfemu.datagen import (
     skipped_by_backup,
 )
 from sfemu.ids import make_id
-from sfemu.recyclebin import purge, soft_delete, undelete
+from sfemu.recyclebin import purge, soft_delete, undelete, unrestricted
 from sfemu.schema import Field, SObject
 from sfemu.store import DELETED_AT, Store, quote
 
@@ -266,7 +266,7 @@ def _update(store: Store, gen: Generator, obj: SObject, stamps: np.ndarray, rng:
 
 def _delete(store: Store, gen: Generator, obj: SObject, stamps: np.ndarray, rng: np.random.Generator,
             salt: str, report: ChurnReport) -> None:
-    ids = _sample(store, obj, _LIVE, len(stamps), salt)
+    ids = _sample(store, obj, f"{_LIVE} AND {unrestricted(store, obj)}", len(stamps), salt)
     if ids:
         rows = pa.table({"Id": pa.array(ids), "ts": _ts(stamps[:len(ids)])})
         for name, n in soft_delete(store, obj, rows).items():
@@ -281,7 +281,8 @@ def _undelete(store: Store, gen: Generator, obj: SObject, stamps: np.ndarray, rn
         if f.cascade_delete:
             for target in f.reference_to:
                 parent = store.schema.get(target)
-                where.append(f'{store.column(f)} IN (SELECT "Id" FROM {store.table(parent)} WHERE {_LIVE})')
+                where.append(f'({store.column(f)} IS NULL OR {store.column(f)} IN '
+                             f'(SELECT "Id" FROM {store.table(parent)} WHERE {_LIVE}))')
     ids = _sample(store, obj, " AND ".join(where), len(stamps), salt)
     if ids:
         rows = pa.table({"Id": pa.array(ids), "ts": _ts(stamps[:len(ids)])})

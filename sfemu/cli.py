@@ -91,6 +91,9 @@ def org_options(fn: Callable[..., Any]) -> Callable[..., Any]:
               help="Private key (PEM) of --tls-cert.")
 @click.option("--org-type", type=click.Choice(["production", "sandbox"]), default="production",
               show_default=True)
+@click.option("--sandbox-type", type=click.Choice(["developer", "developer_pro", "partial", "full"]),
+              default="partial", show_default=True,
+              help="Kind of sandbox (with --org-type sandbox): its data storage allocation in /limits.")
 @click.option("--schema", "schema_files", multiple=True, type=click.Path(exists=True, dir_okay=False,
               path_type=Path), help="Extra schema YAML merged into the standard one (repeatable).")
 @click.option("--session-seconds", default=7200, show_default=True, type=click.IntRange(1),
@@ -105,6 +108,8 @@ def org_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--control-token", envvar=ENV + "CONTROL_TOKEN",
               help="Require this X-Emulator-Token header on /_emulator/ calls.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
+@click.option("--request-timeout", "request_seconds", default=60.0, show_default=True,
+              type=click.FloatRange(0.1), help="Seconds a client has to send a whole request.")
 @click.option("--username", envvar=ENV + "USERNAME", default=OrgSettings.username, show_envvar=True)
 @click.option("--password", envvar=ENV + "PASSWORD", default=OrgSettings.password, show_envvar=True)
 @click.option("--security-token", envvar=ENV + "SECURITY_TOKEN", default=OrgSettings.security_token,
@@ -114,10 +119,10 @@ def org_options(fn: Callable[..., Any]) -> Callable[..., Any]:
               show_envvar=True)
 def serve(host: str, port: int, state_dir: Path, scale: int, seed: int, counts: dict[str, int],
           no_files: bool, hostnames: tuple[str, ...], tls_cert: Path | None, tls_key: Path | None,
-          org_type: str, schema_files: tuple[Path, ...], session_seconds: int, api_limit: int,
-          fault_config: FaultConfig, ready_file: Path | None, reset_data: bool,
-          control_token: str | None, access_log: bool, username: str, password: str, security_token: str,
-          client_id: str, client_secret: str) -> None:
+          org_type: str, sandbox_type: str, schema_files: tuple[Path, ...], session_seconds: int,
+          api_limit: int, fault_config: FaultConfig, ready_file: Path | None, reset_data: bool,
+          control_token: str | None, access_log: bool, request_seconds: float, username: str, password: str,
+          security_token: str, client_id: str, client_secret: str) -> None:
     """Serve an emulated org over HTTPS until interrupted."""
     from sfemu.serve import ServeOptions  # uvicorn only when serving
     from sfemu.serve import serve as run
@@ -126,14 +131,15 @@ def serve(host: str, port: int, state_dir: Path, scale: int, seed: int, counts: 
         raise click.UsageError("--tls-cert and --tls-key go together")
     settings = OrgSettings(
         state_dir=state_dir.resolve(), seed=seed, scale=scale, counts=counts, files=not no_files,
-        org_type=org_type, schema_files=[STANDARD_SCHEMA, *schema_files] if schema_files else [],
-        username=username, password=password, security_token=security_token, client_id=client_id,
+        org_type=org_type, sandbox_type=sandbox_type,
+        schema_files=[STANDARD_SCHEMA, *schema_files] if schema_files else [], username=username,
+        password=password, security_token=security_token, client_id=client_id,
         client_secret=client_secret, session_seconds=session_seconds, api_limit=api_limit,
         faults=fault_config,
     )
     options = ServeOptions(host=host, port=port, hostnames=list(hostnames), tls_cert=tls_cert,
                            tls_key=tls_key, ready_file=ready_file, control_token=control_token,
-                           access_log=access_log, reset_data=reset_data)
+                           access_log=access_log, reset_data=reset_data, request_seconds=request_seconds)
     try:
         run(settings, options)
     except OSError as exc:

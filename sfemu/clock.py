@@ -2,13 +2,19 @@
 
 Tests simulate days of org activity in seconds, so every timestamp the emulator writes (audit
 fields, recycle bin, API-limit window, session expiry) comes from this clock, never from
-datetime.now() directly. The clock runs at real speed from an offset; it can be set or advanced.
+datetime.now() directly. The clock runs at real speed from an offset; it can be set or advanced,
+within the years Salesforce stores date-times in (1700 to 4000): an absurd value is refused with a
+ValueError instead of leaving a clock whose every reading overflows.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from datetime import UTC, datetime, timedelta
+
+EARLIEST = datetime(1700, 1, 1, tzinfo=UTC)
+LATEST = datetime(4000, 12, 31, tzinfo=UTC)
 
 
 def truncate_ms(moment: datetime) -> datetime:
@@ -43,16 +49,30 @@ class Clock:
             return now
 
     def set(self, moment: datetime) -> None:
-        """Jump to a moment (naive datetimes are taken as UTC)."""
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
+        """Jump to a moment (naive datetimes are taken as UTC); ValueError outside 1700..4000."""
+        moment = in_range(moment)
         with self._lock:
             self._offset = moment - datetime.now(UTC)
             self._last = min(self._last, truncate_ms(moment))
             self.anchor = truncate_ms(moment)
 
     def advance(self, seconds: float) -> datetime:
-        """Move the clock forward and return the new time."""
+        """Move the clock forward and return the new time; ValueError if that leaves 1700..4000."""
+        span = (LATEST - EARLIEST).total_seconds()
+        if not math.isfinite(seconds) or abs(seconds) > span:
+            raise ValueError(f"cannot move the clock by {seconds} seconds")
         with self._lock:
-            self._offset += timedelta(seconds=seconds)
+            moved = self._offset + timedelta(seconds=seconds)
+            in_range(datetime.now(UTC) + moved)
+            self._offset = moved
         return self.now()
+
+
+def in_range(moment: datetime) -> datetime:
+    """The moment (naive = UTC) if Salesforce can hold it, else ValueError naming the range."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError(f"{moment.isoformat()} is outside {EARLIEST.year}..{LATEST.year}, "
+                         "the years Salesforce stores date-times in")
+    return moment

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from starlette.responses import Response, StreamingResponse
 
+from sfemu.clock import in_range
 from sfemu.errors import SalesforceError
 from sfemu.faults import FaultConfig
 from sfemu.routing import Ctx, Route, json_response, route
@@ -26,6 +27,7 @@ from sfemu.store import DELETED_AT, quote
 PREFIX = "/_emulator"
 DUMP_BATCH_ROWS = 20_000
 DUMP_TYPES = {"csv": "text/csv; charset=UTF-8", "jsonl": "application/x-ndjson"}
+MAX_CHURN_DAYS = 3660  # ten years of simulated activity per call: more is a typo, not a test
 
 
 def bad_request(message: str) -> SalesforceError:
@@ -58,14 +60,17 @@ def _int(data: dict[str, Any], key: str, default: int | None = None, minimum: in
 
 
 def _moment(value: Any, key: str) -> datetime:
-    """An ISO-8601 moment (naive means UTC)."""
+    """An ISO-8601 moment (naive means UTC) within the years the org's clock can show."""
     if not isinstance(value, str):
         raise bad_request(f"'{key}' must be an ISO-8601 date-time string")
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise bad_request(f"'{key}' is not an ISO-8601 date-time: {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        return in_range(moment)
+    except ValueError as exc:
+        raise bad_request(f"'{key}': {exc}") from None
 
 
 def _object(ctx: Ctx, name: str):
@@ -121,6 +126,8 @@ def churn_days(ctx: Ctx) -> Response:
     if unknown:
         raise bad_request(f"unknown churn setting(s): {', '.join(sorted(unknown))}")
     days = _int(data, "days", 1, minimum=1)
+    if days is not None and days > MAX_CHURN_DAYS:
+        raise bad_request(f"'days' must be at most {MAX_CHURN_DAYS} per call")
     seed = _int(data, "seed", ctx.org.settings.seed)
     rates_data = data.get("rates") or {}
     if not isinstance(rates_data, dict):
@@ -168,7 +175,10 @@ def clock(ctx: Ctx) -> Response:
             seconds = data["advance_seconds"]
             if isinstance(seconds, bool) or not isinstance(seconds, int | float):
                 raise bad_request("'advance_seconds' must be a number")
-            ctx.org.clock.advance(seconds)
+            try:
+                ctx.org.clock.advance(seconds)
+            except (ValueError, OverflowError) as exc:
+                raise bad_request(f"'advance_seconds': {exc}") from None
     return json_response({"now": ctx.org.clock.now().isoformat()})
 
 

@@ -2,8 +2,9 @@
 
 A backup tool is only as good as its behaviour when Salesforce misbehaves, so the emulator can
 answer 500/503 at a rate, cut a response body in the middle, answer slowly, expire sessions
-after N calls, time out queries on named objects and fail Bulk jobs. Draws come from a seeded
-RNG so a failing test can be replayed.
+after N calls, time out queries on named objects, fail Bulk jobs and refuse the describe of named
+objects (as an org does when a permission set change hides an object between two calls). Draws
+come from a seeded RNG so a failing test can be replayed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class FaultConfig:
     session_expire_after: int | None = None  # a session dies after this many calls
     query_timeout_objects: list[str] = field(default_factory=list)  # QUERY_TIMEOUT on these
     bulk_fail_objects: list[str] = field(default_factory=list)  # Bulk jobs on these end Failed
+    describe_fail_objects: list[str] = field(default_factory=list)  # describe of these: 404 NOT_FOUND
     seed: int = 0
 
     @classmethod
@@ -79,3 +81,6 @@ class Faults:
 
     def bulk_job_fails(self, object_name: str) -> bool:
         return object_name.lower() in {o.lower() for o in self.config.bulk_fail_objects}
+
+    def describe_fails(self, object_name: str) -> bool:
+        return object_name.lower() in {o.lower() for o in self.config.describe_fail_objects}

@@ -37,7 +37,10 @@ def start_emulator(state_dir: Path, port: int, scale: int, seed: int,
     command = [sys.executable, "-m", "sfemu", "serve", "--state-dir", str(state_dir),
                "--port", str(port if port_free(port) else 0), "--scale", str(scale), "--seed", str(seed),
                "--ready-file", str(ready), *(extra or [])]
-    with open(state_dir / "emulator.log", "ab") as log:
+    # the log holds what `serve` prints, passwords included: the owner's alone
+    log_fd = os.open(state_dir / "emulator.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(log_fd, 0o600)  # a log left by an older version keeps its mode through O_CREAT
+    with os.fdopen(log_fd, "ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
     return process, ready

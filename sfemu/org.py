@@ -37,6 +37,7 @@ class OrgSettings:
     counts: dict[str, int] = field(default_factory=dict)
     files: bool = True
     org_type: str = "production"  # production | sandbox
+    sandbox_type: str = "partial"  # developer | developer_pro | partial | full: sets DataStorageMB
     schema_files: list[Path] = field(default_factory=list)
     username: str = "admin@demo.replicator.local"
     password: str = "demo-password"

@@ -45,8 +45,21 @@ def _cascade_children(store: Store, obj: SObject, parents: pa.Table, where: str,
     return out
 
 
+def unrestricted(store: Store, obj: SObject, alias: str = "") -> str:
+    """SQL: true for records of `obj` (columns qualified by `alias` if given) that no live child of
+    a restricted relationship points at. Salesforce refuses to delete those (an Account with Cases):
+    the DML engine reports DELETE_FAILED before it gets here, and simulated activity skips them."""
+    qualifier = f"{alias}." if alias else ""
+    return " AND ".join(
+        f'{qualifier}"Id" NOT IN (SELECT {store.column(rel.field)} FROM {store.table(rel.child)} '
+        f"WHERE {quote(DELETED_AT)} IS NULL AND {store.column(rel.field)} IS NOT NULL)"
+        for rel in store.schema.children(obj.name) if rel.restricted_delete and rel.field.stored
+    ) or "true"
+
+
 def soft_delete(store: Store, obj: SObject, rows: pa.Table, *, clamp: bool = False) -> dict[str, int]:
-    """Move live records (Id, ts) to the recycle bin, cascading to master-detail children.
+    """Move live records (Id, ts) to the recycle bin, cascading to children whose relationship
+    cascades (master-detail, and lookups such as Contact.AccountId); restricted ones stay live.
 
     `clamp` keeps the audit order (deleted after last modified) for back-dated deletions.
     Returns rows deleted per object.
@@ -64,6 +77,7 @@ def soft_delete(store: Store, obj: SObject, rows: pa.Table, *, clamp: bool = Fal
             done = cur.execute(
                 f"UPDATE {store.table(obj)} AS t SET {', '.join(sets)} FROM _del d "
                 f'WHERE t."Id" = d."Id" AND t.{quote(DELETED_AT)} IS NULL '
+                f'AND {unrestricted(store, obj, "t")} '
                 f'RETURNING t."Id", t.{quote(DELETED_AT)} AS ts'
             ).to_arrow_table()
         finally:

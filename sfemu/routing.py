@@ -28,6 +28,13 @@ JSON_TYPE = "application/json;charset=UTF-8"
 # Every versioned REST path starts like this; the version is captured as `version`.
 DATA = r"/services/data/v(?P<version>\d{2,3}\.\d)"
 _SLASHES = re.compile(r"/{2,}")
+# Request bodies nested deeper than this are a JSON_PARSER_ERROR (Jackson, Salesforce's parser, also
+# caps nesting); real payloads (composite graphs included) stay within a few levels.
+MAX_JSON_DEPTH = 100
+# Largest request body a route takes unless it says otherwise: Salesforce's 50 MB for a JSON body
+# (sf_api.md 2.7: ~37.5 MB of base64 file body); Bulk uploads declare their own 150 MB.
+MAX_BODY_BYTES = 50 * 1024 * 1024
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def normalise_path(path: str) -> str:
@@ -69,10 +76,46 @@ class Ctx:
 
     def json(self) -> Any:
         """The request body as JSON, or Salesforce's JSON_PARSER_ERROR."""
-        try:
-            return json.loads(self.body or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SalesforceError(400, "JSON_PARSER_ERROR", f"Unexpected character: {exc}") from exc
+        return parse_json(self.body)
+
+
+def parse_json(body: bytes) -> Any:
+    """A request body as JSON, refused the way Salesforce refuses it (400 JSON_PARSER_ERROR) when it is
+    not strict UTF-8 JSON: invalid bytes, NaN/Infinity, a lone surrogate (raw or as a `\\ud800` escape:
+    no UTF-8 text can hold it), or nesting deeper than MAX_JSON_DEPTH (100,000 `[` included)."""
+    try:
+        data = json.loads(body.decode("utf-8") if body else "null", parse_constant=_no_constant)
+    except RecursionError:
+        raise _parser_error(f"nesting deeper than {MAX_JSON_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _parser_error(str(exc)) from None
+    _check_json(data)
+    return data
+
+
+def _parser_error(detail: str) -> SalesforceError:
+    return SalesforceError(400, "JSON_PARSER_ERROR", f"Unexpected character: {detail}")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _check_json(data: Any) -> None:
+    """Walk parsed JSON (without recursion) for nesting depth and unpaired surrogates in strings."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and _SURROGATE.search(value):
+                raise _parser_error("unpaired surrogate in a string")
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            raise _parser_error(f"nesting deeper than {MAX_JSON_DEPTH} levels")
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        stack.extend((item, depth + 1) for item in items)
 
 
 Handler = Callable[[Ctx], Response]
@@ -89,6 +132,7 @@ class Route:
     auth: bool = True  # needs a valid session
     counted: bool = True  # counts against DailyApiRequests
     nestable: bool = True  # may run as a subrequest of a composite call
+    max_body: int = MAX_BODY_BYTES  # larger request bodies get 413 before they are read
     regex: re.Pattern[str] = field(init=False)
 
     def __post_init__(self) -> None:

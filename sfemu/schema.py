@@ -92,9 +92,9 @@ OBJECT_KEYS = frozenset({
 FIELD_KEYS = frozenset({
     "type", "label", "length", "precision", "scale", "digits", "required", "nillable", "createable",
     "updateable", "unique", "external_id", "id_lookup", "name_field", "to", "relationship",
-    "child_relationship", "master_detail", "reparentable", "restricted_delete", "values", "restricted",
-    "default", "formula", "sql", "rollup", "auto_number", "html", "filterable", "prefix", "help",
-    "case_sensitive",
+    "child_relationship", "master_detail", "cascade_delete", "reparentable", "restricted_delete", "values",
+    "restricted", "default", "formula", "sql", "rollup", "auto_number", "html", "filterable", "prefix",
+    "help", "case_sensitive",
 })
 
 
@@ -127,7 +127,7 @@ class Field:
     reference_to: list[str] = field(default_factory=list)
     relationship_name: str | None = None
     child_relationship: str | None = None  # the parent's childRelationships name for this lookup
-    cascade_delete: bool = False  # master-detail
+    cascade_delete: bool = False  # master-detail, and standard lookups such as Contact.AccountId
     master_detail: bool = False
     restricted_delete: bool = False
     picklist_values: list[str] = field(default_factory=list)
@@ -380,7 +380,7 @@ def _check_rollup(schema: Schema, obj: SObject, f: Field, where: str) -> None:
     if function != "COUNT" and child.field(str(spec.get("field", ""))) is None:
         raise SchemaError(f"{where}: a {function} rollup needs 'field', a field of {child.name} "
                           f"(got {spec.get('field')!r})")
-    if not any(r.child is child and r.cascade_delete for r in schema.children(obj.name)):
+    if not any(r.child is child and r.field.master_detail for r in schema.children(obj.name)):
         raise SchemaError(f"{where}: rollup needs a master-detail from {child.name} to {obj.name}")
 
 
@@ -544,7 +544,7 @@ def build_fields(obj_name: str, name: str, spec: dict[str, Any]) -> list[Field]:
         relationship_name=spec.get("relationship"),
         child_relationship=spec.get("child_relationship"),
         master_detail=bool(spec.get("master_detail", False)),
-        cascade_delete=bool(spec.get("master_detail", False)),
+        cascade_delete=bool(spec.get("cascade_delete", spec.get("master_detail", False))),
         restricted_delete=bool(spec.get("restricted_delete", False)),
         picklist_values=[str(v) for v in spec.get("values", [])],
         restricted_picklist=bool(spec.get("restricted", False)),

@@ -19,6 +19,8 @@ from typing import Any
 import uvicorn
 
 from sfemu.app import create_app
+from sfemu.connections import DEFAULT_REQUEST_SECONDS, deadline_protocol
+from sfemu.headers import CanonicalHeaders
 from sfemu.org import EmulatedOrg, OrgSettings, open_org
 from sfemu.tls import TlsFiles, ensure_tls
 
@@ -26,6 +28,7 @@ from sfemu.tls import TlsFiles, ensure_tls
 MAX_HEAD_BYTES = 96 * 1024
 # Clients keep connections alive; without a bound, a shutdown waits for them to hang up.
 SHUTDOWN_SECONDS = 2
+IDLE_SECONDS = 30  # a kept-alive connection with no new request is closed after this
 
 
 @dataclass
@@ -41,6 +44,7 @@ class ServeOptions:
     control_token: str | None = None
     access_log: bool = False
     reset_data: bool = False
+    request_seconds: float = DEFAULT_REQUEST_SECONDS  # to send a whole request (sfemu/connections.py)
 
 
 # --- serving ----------------------------------------------------------------------------------
@@ -81,9 +85,13 @@ def connection_info(org: EmulatedOrg, base_url: str, tls: TlsFiles) -> dict[str,
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically, readable by the owner only: the ready file holds the org's passwords."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fd, 0o600)  # a leftover tmp file keeps its old mode through O_CREAT
+        fh.write(json.dumps(data, indent=2))
     os.replace(tmp, path)
 
 
@@ -110,11 +118,12 @@ def serve(settings: OrgSettings, options: ServeOptions) -> None:
     echo(f"  client secret {settings.client_secret}")
     echo(f"  control API   {info['control_url']}")
     config = uvicorn.Config(
-        create_app(org), http="h11", h11_max_incomplete_event_size=MAX_HEAD_BYTES, lifespan="off",
+        CanonicalHeaders(create_app(org)), http=deadline_protocol(options.request_seconds),
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES, lifespan="off", server_header=False,
+        date_header=False,
         ssl_certfile=str(tls.cert_path), ssl_keyfile=str(tls.key_path), access_log=options.access_log,
-        log_level="info" if options.access_log else "warning", timeout_keep_alive=30,
+        log_level="info" if options.access_log else "warning", timeout_keep_alive=IDLE_SECONDS,
         timeout_graceful_shutdown=SHUTDOWN_SECONDS,
-        date_header=False,  # the app sends the org clock's Date
     )
     server = uvicorn.Server(config)
 

@@ -1,4 +1,4 @@
-"""The partner SOAP API (`/services/Soap/u/{version}`): login, and the calls REST does not offer.
+"""The partner SOAP API (`/services/Soap/u/{version}`): login, undelete, getUpdated and getDeleted.
 
 Salesforce serves every partner call at one URL and tells them apart by the Body's first element;
 `login` needs no session, every other call carries its session in `SessionHeader/sessionId` and
@@ -7,12 +7,15 @@ bring a record back from the recycle bin with its Id: restores (ours and other t
 Rules followed (SOAP API Developer Guide, undelete() and UndeleteResult): at most 200 ids per call,
 one result per id in request order, cascade-deleted children come back with their parent, and an
 id not in the recycle bin fails alone with UNDELETE_FAILED or ENTITY_IS_DELETED-style errors as the
-DML engine reports them.
+DML engine reports them. getUpdated/getDeleted answer exactly what REST's /updated and /deleted
+answer (one implementation), in the partner WSDL's GetUpdatedResult/GetDeletedResult shapes: tools
+built on the SOAP replication calls (Data Loader-era sync jobs) see the same changes.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from xml.sax.saxutils import escape
 
 from starlette.responses import Response
@@ -20,6 +23,8 @@ from starlette.responses import Response
 from sfemu.auth import SOAP_TYPE, soap_fault, soap_login
 from sfemu.dml.engine import dml_engine
 from sfemu.dml.results import RowResult
+from sfemu.errors import SalesforceError
+from sfemu.rest.records import deleted, updated
 from sfemu.routing import Ctx, route
 
 _ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -57,13 +62,16 @@ def _result(result: RowResult) -> str:
     return f"<result>{errors}{ident}<success>{'true' if result.success else 'false'}</success></result>"
 
 
-def _answer(call: str, results: list[RowResult]) -> Response:
+def _envelope(call: str, content: str) -> Response:
     text = ('<?xml version="1.0" encoding="UTF-8"?>'
             f'<soapenv:Envelope xmlns:soapenv="{_ENV}" xmlns="urn:partner.soap.sforce.com" '
             'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
-            f"<{call}Response>{''.join(_result(r) for r in results)}</{call}Response>"
-            "</soapenv:Body></soapenv:Envelope>")
+            f"<{call}Response>{content}</{call}Response></soapenv:Body></soapenv:Envelope>")
     return Response(text.encode(), media_type=SOAP_TYPE)
+
+
+def _answer(call: str, results: list[RowResult]) -> Response:
+    return _envelope(call, "".join(_result(r) for r in results))
 
 
 def _undelete(ctx: Ctx, call: ET.Element) -> Response:
@@ -77,7 +85,48 @@ def _undelete(ctx: Ctx, call: ET.Element) -> Response:
     return _answer("undelete", dml_engine(ctx.org).undelete(ids, user_id=user))
 
 
-CALLS = {"undelete": _undelete}
+def _arg(call: ET.Element, name: str) -> str | None:
+    element = next((e for e in call if _local(e.tag) == name), None)
+    return None if element is None else (element.text or "").strip()
+
+
+def _stamp(moment: datetime) -> str:
+    """xsd:dateTime as the partner API writes it (UTC, milliseconds, Z)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _replication_fault(exc: SalesforceError) -> Response:
+    kind = "InvalidSObjectFault" if exc.error_code == "INVALID_TYPE" else "UnexpectedErrorFault"
+    return soap_fault(exc.error_code, exc.message, kind)
+
+
+def _get_updated(ctx: Ctx, call: ET.Element) -> Response:
+    """getUpdated(sObjectType, startDate, endDate): the same answer as REST's /updated."""
+    try:
+        changed, covered = updated(ctx.org, _arg(call, "sObjectType") or "", _arg(call, "startDate"),
+                                   _arg(call, "endDate"))
+    except SalesforceError as exc:
+        return _replication_fault(exc)
+    body = "".join(f"<ids>{rid}</ids>" for rid in changed)
+    return _envelope("getUpdated", f"<result>{body}<latestDateCovered>{_stamp(covered)}"
+                                   "</latestDateCovered></result>")
+
+
+def _get_deleted(ctx: Ctx, call: ET.Element) -> Response:
+    """getDeleted(sObjectType, startDate, endDate): the same answer as REST's /deleted."""
+    try:
+        rows, earliest, covered = deleted(ctx.org, _arg(call, "sObjectType") or "",
+                                          _arg(call, "startDate"), _arg(call, "endDate"))
+    except SalesforceError as exc:
+        return _replication_fault(exc)
+    body = "".join(f"<deletedRecords><deletedDate>{_stamp(when)}</deletedDate><id>{rid}</id>"
+                   "</deletedRecords>" for rid, when in rows)
+    return _envelope("getDeleted", f"<result>{body}<earliestDateAvailable>{_stamp(earliest)}"
+                                   f"</earliestDateAvailable><latestDateCovered>{_stamp(covered)}"
+                                   "</latestDateCovered></result>")
+
+
+CALLS = {"undelete": _undelete, "getUpdated": _get_updated, "getDeleted": _get_deleted}
 
 
 def partner(ctx: Ctx) -> Response:

@@ -69,3 +69,18 @@ def test_circle_finder_sees_a_circle() -> None:
     graph.add_import(importer="pkg.b", imported="pkg.c")
     graph.add_import(importer="pkg.c", imported="pkg.a")
     assert circles(graph) == [["pkg.a", "pkg.b", "pkg.c"]]
+
+
+def test_jobs_open_the_configured_store_with_its_key() -> None:
+    """A job that builds `Repository(config.storage.path)` opens an encrypted store without its key
+    and fails (GDPR did, once): jobs go through `Repository.for_storage(config.storage)`."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "replicator"
+    keyless = {"audit.py",  # the audit log beside the store is plain by design
+               "encryption.py",  # `store encrypt` opens the plain store to encrypt it
+               "automations.py"}  # its journal beside the store must switch automations back on keyless
+    offenders = [str(p.relative_to(root)) for p in sorted(root.rglob("*.py"))
+                 if "Repository(config.storage.path)" in p.read_text(encoding="utf-8")
+                 and str(p.relative_to(root)) not in keyless]
+    assert offenders == [], offenders

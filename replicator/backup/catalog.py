@@ -39,9 +39,13 @@ class CatalogResult(JobResult):
         return {"org": self.org, "objects": [p.to_json() for p in self.plans]}
 
     def text(self) -> str:
-        """`+` for a backed-up object (how it is read) and its fields, `-` for a skipped one and why."""
+        """`+` for a backed-up object (how it is read) and its fields, `-` for a skipped one and why,
+        `!` for one the job wants whose describe failed."""
         lines = []
         for plan in self.plans:
+            if plan.error:
+                lines.append(f"! {plan.name}: not backed up ({plan.error})")
+                continue
             if not plan.included:
                 lines.append(f"- {plan.name}: skipped ({plan.reason})")
                 continue

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from replicator.backup.probe import Figures
+from replicator.config import Secret
 from replicator.progress import Progress
 from replicator.salesforce import soql
 from replicator.salesforce.catalog import ObjectPlan
@@ -88,7 +89,7 @@ def reconcile(store: SnapshotStore, plans: list[ObjectPlan], staging: Path,
     """
     found: dict[str, int] = {}
     now = datetime.now(UTC)
-    con = connect_staging(staging)
+    con = connect_staging(staging, store.db.key)
     try:
         for plan in plans:
             if plan.filter_by is not None or not _has_table(con, plan.name):
@@ -108,7 +109,8 @@ def reconcile(store: SnapshotStore, plans: list[ObjectPlan], staging: Path,
     return found
 
 
-def stage_deletions(staging: Path, deletions: Mapping[str, Sequence[tuple[str, str]]]) -> None:
+def stage_deletions(staging: Path, deletions: Mapping[str, Sequence[tuple[str, str]]],
+                    key: Secret | None = None) -> None:
     """Stage the ids the probe's /deleted windows reported as "<Object>__deleted" rows.
 
     The windows chain from run to run, so they hold every deletion since the last run (hard deletes
@@ -117,7 +119,7 @@ def stage_deletions(staging: Path, deletions: Mapping[str, Sequence[tuple[str, s
     """
     if not deletions:
         return
-    con = connect_staging(staging)
+    con = connect_staging(staging, key)
     try:
         for name, rows in deletions.items():
             table = _staged(name + DELETED_SUFFIX)
@@ -149,7 +151,7 @@ def reconcile_ids(client: OrgClient, store: SnapshotStore, plan: ObjectPlan, sta
     (Bulk for a large object), page by page into a temporary table, never whole records.
     """
     text = f"SELECT Id FROM {soql.name(plan.name)}"
-    con = connect_staging(staging)
+    con = connect_staging(staging, store.db.key)
     try:
         con.execute('CREATE TEMP TABLE org_ids ("Id" VARCHAR)')
         for page in _id_pages(client, text, bulk=plan.method == "bulk"):
@@ -184,7 +186,7 @@ def _id_pages(client: OrgClient, text: str, *, bulk: bool) -> Iterable[pa.Table]
             yield pa.table({"Id": pa.array([r["Id"] for r in records], pa.string())})
 
 
-def purged_ids(staging: Path, plans: Iterable[ObjectPlan]) -> dict[str, list[str]]:
+def purged_ids(staging: Path, plans: Iterable[ObjectPlan], key: Secret | None = None) -> dict[str, list[str]]:
     """Ids /deleted reported that the queryAll read did not return: removed for good (hard delete).
 
     A record in the recycle bin comes back from queryAll with IsDeleted; one that is not there
@@ -193,7 +195,7 @@ def purged_ids(staging: Path, plans: Iterable[ObjectPlan]) -> dict[str, list[str
     if not staging.exists():
         return {}
     found: dict[str, list[str]] = {}
-    con = connect_staging(staging)
+    con = connect_staging(staging, key)
     try:
         for plan in plans:
             if not _has_table(con, plan.name + DELETED_SUFFIX):

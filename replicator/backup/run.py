@@ -2,9 +2,10 @@
 
 A run is the unit users judge a backup by, so this module decides the run's status the way the
 products they know do (Backupify): `completed` when at least 95% of the org's records are backed
-up, `partial` when less, when the API cap stopped the run, or when the same object failed 7 runs
-in a row; `failed` when nothing could be backed up; `disabled` when the org's credentials no longer
-work. Everything it calls is a source or a sink; this file only sequences them.
+up, `partial` when less, when the API cap stopped the run, when the same object failed 7 runs
+in a row, or when an object could not even be described (the plan has a hole, whatever its size);
+`failed` when nothing could be backed up; `disabled` when the org's credentials no longer work.
+Everything it calls is a source or a sink; this file only sequences them.
 
 The "nothing changed" fast path (replicator/backup/probe.py): before extracting, a run asks the org in a
 few /composite calls which objects changed since the previous run's watermarks and whether the
@@ -28,6 +29,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,13 +47,15 @@ from replicator.backup.exactness import (
 )
 from replicator.backup.probe import Probe, next_watermarks, probe, wait_for_change_log
 from replicator.config import Config, ConfigError, JobSettings
-from replicator.errors import InvalidInput
+from replicator.errors import InvalidInput, StorageProblem
 from replicator.progress import Progress, Silent
 from replicator.result import JobResult
 from replicator.salesforce.catalog import FieldPlan, ObjectPlan
 from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
 from replicator.salesforce.composite import Batcher
 from replicator.sources.salesforce import connect_staging, extract, stage_ids
+from replicator.store.failures import storage_problem
+from replicator.store.forgotten import Forgotten
 from replicator.store.lock import StoreLocked
 from replicator.store.repository import Repository
 from replicator.store.snapshot import Section as StoreSection
@@ -174,9 +178,14 @@ class JobState:
                       if k in data})
 
     def save(self, path: Path) -> None:
+        """Atomically (a full or read-only folder leaves the previous state and no half-written file)."""
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(asdict(self)))
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def object_plans(self) -> list[ObjectPlan]:
         out = []
@@ -213,7 +222,8 @@ OK_SECTION = ("ok",)
 CAP_CODES = ("API_CAP_REACHED", "REQUEST_LIMIT_EXCEEDED")
 
 
-def decide_status(sections: list[Any], failed_streaks: dict[str, int], cap_hit: bool) -> tuple[str, str]:
+def decide_status(sections: list[Any], failed_streaks: dict[str, int], cap_hit: bool,
+                  undescribed: Sequence[str] = ()) -> tuple[str, str]:
     """The run's status from its sections, as Backupify users know it (see module docstring)."""
     total = sum(_records(s) for s in sections)
     backed = sum(_records(s) for s in sections if s.status in OK_SECTION)
@@ -222,16 +232,24 @@ def decide_status(sections: list[Any], failed_streaks: dict[str, int], cap_hit: 
         s.status in OK_SECTION for s in sections) else 1.0)
     chronic = sorted(o for o, n in failed_streaks.items() if n >= FAILED_RUNS_FOR_PARTIAL)
     if sections and not any(s.status in OK_SECTION for s in sections) and not cap_hit:
-        return "failed", f"no object could be backed up ({len(failed)} failed)"
+        return "failed", f"no object could be backed up: {_named(failed)}"
     notes = [f"{share:.1%} of records backed up"]
     if failed:
-        notes.append(f"not backed up: {', '.join(failed[:10])}{' ...' if len(failed) > 10 else ''}")
+        notes.append(f"not backed up: {_named(failed)}")
     if cap_hit:
         notes.append("stopped at the job's API usage cap; the next run resumes")
     if chronic:
         notes.append(f"failing {FAILED_RUNS_FOR_PARTIAL}+ runs in a row: {', '.join(chronic)}")
-    status = "partial" if share < COMPLETED_SHARE or cap_hit or chronic else "completed"
+    if undescribed:
+        notes.append(f"describe failed: {', '.join(undescribed)}")
+    status = "partial" if share < COMPLETED_SHARE or cap_hit or chronic or undescribed else "completed"
     return status, "; ".join(notes)
+
+
+def _named(objects: list[str]) -> str:
+    """Up to ten object names, then how many more (a message stays one readable line)."""
+    more = f" and {len(objects) - 10} more" if len(objects) > 10 else ""
+    return ", ".join(objects[:10]) + more
 
 
 def _records(section: Any) -> int:
@@ -246,14 +264,28 @@ def run_backup(config: Config, request: BackupRequest = BackupRequest(),
                progress: Progress = Silent()) -> RunResult:
     """Run one backup of a job; raises BackupError/ConfigError when it cannot start."""
     job = pick_job(config, request.job)
-    repository = Repository(config.storage.path)
+    repository = Repository.for_storage(config.storage)
+    repository.blob_listing()  # a configured blob key that is missing or malformed: one line, nothing written
     try:
         store = repository.open_write("backup", job.name, create=True)
     except StoreLocked as exc:
         raise RunInProgress(exc.message, exc.holder) from None
-    with store:
-        objects = list(request.objects) if request.objects else None
-        return _Run(config, job, repository, store, objects, request.full, progress).execute()
+    except Exception as exc:
+        raise _storage_or(exc, repository) from None
+    try:
+        with store:
+            objects = list(request.objects) if request.objects else None
+            return _Run(config, job, repository, store, objects, request.full, progress).execute()
+    except Exception as exc:  # before the run was registered, or closing the store after it
+        raise _storage_or(exc, repository) from None
+
+
+def _storage_or(exc: Exception, repository: Repository) -> StorageProblem:
+    """The storage problem behind `exc` (the caller raises it), or `exc` itself re-raised: a bug."""
+    problem = storage_problem(exc, repository.layout.root)
+    if problem is None:
+        raise exc
+    return problem
 
 
 class _Run:
@@ -274,6 +306,7 @@ class _Run:
         self.run_dir: Path | None = None
         self.run_ts = datetime.now(UTC)
         self.counted: set[str] = set()  # objects whose org count this run read fresh
+        self.undescribed: list[str] = []  # objects the job wants whose describe failed this run
 
     def execute(self) -> RunResult:
         self._recover()
@@ -291,14 +324,59 @@ class _Run:
         except BudgetExceeded as exc:
             return self._finish("partial", f"{SKIPPED_API_CAP} before any object was backed up: {exc}")
         except (OrgError, BackupError) as exc:
-            return self._finish("failed", str(exc))
+            return self._finish("failed", _stopped_by(exc))
+        except Exception as exc:
+            problem = storage_problem(exc, self.repository.layout.root)
+            if problem is None:
+                self._record_crash(exc)
+                raise
+            return self._storage_failed(problem)
+        except KeyboardInterrupt:  # Ctrl-C: `runs` says so now, not 'running' until the next writer
+            with suppress(Exception):  # past the commit the run stands as committed
+                self._finish("aborted", "interrupted before its commit; nothing of it was committed")
+            raise
         finally:
             if self.run_dir is not None:
                 shutil.rmtree(self.run_dir, ignore_errors=True)  # staging holds raw rows
 
     def _recover(self) -> None:
-        """Run folders of killed runs (the store marks their rows 'aborted') hold raw rows: remove them."""
+        """Run folders of killed runs (the store marks their rows 'aborted') hold raw rows, and a run
+        killed mid-download leaves a half-written body: remove both. Then hold the ballast a run
+        frees to record its failure on a full disk."""
         self.repository.remove_run_folders()
+        self.repository.blob_listing().discard_partial()
+        self.repository.reserve_room()
+
+    def _storage_failed(self, problem: StorageProblem) -> RunResult:
+        """The storage refused a write before the run committed: nothing of the run is in the store.
+
+        The staging folder and the ballast (Repository.reserve_room) go first: on a full disk they
+        free the room the status row needs. Then the run is recorded 'failed' through a fresh
+        connection (DuckDB may have invalidated the one whose write failed). When even that write
+        is refused (a read-only folder), the result still says 'failed' and the next run marks
+        the row 'aborted'.
+        """
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        with suppress(OSError):  # read-only: nothing to give back
+            self.repository.release_room()
+        message = f"{problem.message}; nothing of this run was committed"
+        log.warning("run %s: %s", self.run_id, message)
+        try:
+            self.store.db.reopen()
+            return self._finish("failed", message)
+        except Exception as exc:
+            if storage_problem(exc, self.repository.layout.root) is None:
+                raise
+        return RunResult(self.run_id, "failed", f"{message} (the store could not record it either)", [],
+                         self.client.ledger.calls, time.monotonic() - self.started)
+
+    def _record_crash(self, exc: Exception) -> None:
+        """A bug stopped the run: record it 'failed' (best effort) so `runs` tells the truth; the
+        caller re-raises, so the traceback still reaches whoever fixes it."""
+        with suppress(Exception):  # the run may be past its commit, or the store unusable
+            self._finish("failed", f"the run stopped on an unexpected error ({type(exc).__name__}); "
+                         "see the log for its traceback")
 
     def _finish(self, status: str, message: str, sections: list[Any] | None = None) -> RunResult:
         assert self.run_id is not None
@@ -340,13 +418,17 @@ class _Run:
         covers = None if self.full or not self.state.watermarks else wait_for_change_log(self.client,
                                                                                         self.progress)
         self.progress.phase("probe")
-        held = {p.name: f for p in self._selected(plans) if (f := held_figures(self.store.reads, p))}
-        found = probe(self.batcher, self.state, plans, self._selected(plans), self.full, start=start,
-                      covers=covers, held=held)
+        asked = _described(self._selected(plans))
+        held = {p.name: f for p in asked if (f := held_figures(self.store.reads, p))}
+        found = probe(self.batcher, self.state, plans, asked, self.full, start=start, covers=covers,
+                      held=held)
         if cached and not found.plan_valid:
             plans = self._plan()
             cursors = {p.name: self.store.reads.cursor(p.name) for p in plans if p.included}
-        selected = self._selected(plans)
+        selected = _described(self._selected(plans))
+        failed = [StoreSection(object=p.name, status="failed", message=p.error)
+                  for p in self._selected(plans) if p.error]
+        self.undescribed = [s.object for s in failed]
         recorded = self.store.reads.field_types
         events = {p.name: ev for p in selected if (ev := schema_changes(recorded(p.name), p))}
         unchanged = found.unchanged - events.keys()
@@ -362,7 +444,8 @@ class _Run:
         self.run_ts = max(org_now, datetime.now(UTC))
         sections = self._extract(todo, cursors, whole, staging)
         done = {s.object for s in sections if s.status == "ok"}
-        stage_deletions(staging, {n: ids for n, ids in found.deletions.items() if n in done})
+        stage_deletions(staging, {n: ids for n, ids in found.deletions.items() if n in done},
+                        self.repository.key)
         self._gaps({n: why for n, why in found.gaps.items() if n in done and n not in whole}, todo, sections,
                    staging)
         cap_hit = _mark_api_cap(sections)
@@ -372,6 +455,7 @@ class _Run:
                                     "every record re-read and compared")
         sections += [StoreSection(object=p.name, status="ok", message=UNCHANGED)
                      for p in selected if p.name in unchanged]
+        sections += failed
         self.progress.advance(n=len(todo))
         pause("extracted")
 
@@ -381,13 +465,14 @@ class _Run:
             ok_plans = [p for p in ok_plans if _status_of(sections, p.name) == "ok"]
         pause("files")
         self._reconcile([p for p in ok_plans if p.name in whole], staging)
+        pause("reconciled")
         reread = self._cleared_lookups(selected, ok_plans, sections, staging)
         whole_or_reread = whole | reread
         cap_hit = self._count(selected, sections, unchanged) or cap_hit
         pause("applying")
         assert self.run_id is not None
         if not staging.exists():  # nothing extracted: apply still records the sections and status
-            connect_staging(staging).close()
+            connect_staging(staging, self.repository.key).close()
         expect = {s.object: s.org_count for s in sections
                   if s.object in self.counted and s.org_count is not None and s.object not in whole}
         try:
@@ -413,11 +498,31 @@ class _Run:
             compare = whole_or_reread | set(exc.off)
             status, message = self._apply(staging, ok_plans, sections, cap_hit, compare, None)
         pause("applied")
-        self._remember(plans, found, sections)
-        self.progress.phase("retention")
-        self.store.versions.prune(self.job.retention_months)
+        message = self._after_commit(plans, found, sections, message)
         return RunResult(self.run_id, status, message, sections, self.client.ledger.calls,
                          time.monotonic() - self.started)
+
+    def _after_commit(self, plans: list[ObjectPlan], found: Probe, sections: list[Any], message: str) -> str:
+        """Save the job state, checkpoint and prune; returns the run's message.
+
+        The run is committed (its versions and final row are in the store's WAL), so a storage
+        failure here changes nothing it reported: the state file keeps the previous windows (the
+        next run re-reads them), DuckDB replays the WAL on the next open, and the next run prunes.
+        The message says so, in a sentence, instead of a traceback after a 'completed'.
+        """
+        try:
+            self._remember(plans, found, sections)
+            self.store.versions.checkpoint()
+            self.progress.phase("retention")
+            self.store.versions.prune(self.job.retention_months)
+        except Exception as exc:
+            problem = storage_problem(exc, self.repository.layout.root)
+            if problem is None:
+                raise
+            log.warning("run %s committed, then: %s", self.run_id, problem.message)
+            return _joined(message, f"committed, but then {problem.message}: the next run finishes "
+                           "its bookkeeping (job state, checkpoint, retention)")
+        return message
 
     def _extract(self, plans: list[ObjectPlan], cursors: dict[str, datetime | None], whole: set[str],
                  staging: Path) -> list[Any]:
@@ -425,8 +530,11 @@ class _Run:
         if not plans:
             return []
         start = {p.name: None if p.name in whole else cursors.get(p.name) for p in plans}
-        return [_store_section(s) for s in extract(self.client, plans, start, staging, run_ts=self.run_ts,
-                                                    full=self.full)]
+        sections = [_store_section(s) for s in extract(self.client, plans, start, staging, run_ts=self.run_ts,
+                                                        full=self.full, key=self.repository.key)]
+        # GDPR: forgotten records never reach the history (nor their files the blob store) again
+        Forgotten.of(self.store.db, self.repository.blob_key).purge_staging(staging)
+        return sections
 
     def _cleared_lookups(self, selected: list[ObjectPlan], ok_plans: list[ObjectPlan], sections: list[Any],
                          staging: Path) -> set[str]:
@@ -436,7 +544,7 @@ class _Run:
         sees it. Returns the objects re-read (their staged rows are compared field by field); they
         join `ok_plans` for the apply when the probe had found them unchanged.
         """
-        purged = purged_ids(staging, ok_plans)
+        purged = purged_ids(staging, ok_plans, self.repository.key)
         if not purged:
             return set()
         touched = referencing(self.store.reads, selected, purged)
@@ -445,7 +553,7 @@ class _Run:
             section = next(s for s in sections if s.object == name)
             if section.status != "ok":
                 continue
-            staged = stage_ids(self.client, by_name[name], ids, staging)
+            staged = stage_ids(self.client, by_name[name], ids, staging, self.repository.key)
             earlier = None if section.message == UNCHANGED else section.message
             section.message = _joined(earlier, f"{staged} records re-read: lookups to purged records")
             section.items += staged
@@ -475,13 +583,13 @@ class _Run:
     def _apply(self, staging: Path, ok_plans: list[ObjectPlan], sections: list[Any], cap_hit: bool,
                whole: set[str], expect: dict[str, int] | None) -> tuple[str, str]:
         """Decide the status and commit everything in one transaction (CountMismatch: nothing committed)."""
-        status, message = decide_status(sections, self._failed_streaks(sections), cap_hit)
+        status, message = decide_status(sections, self._failed_streaks(sections), cap_hit, self.undescribed)
         self.progress.phase("apply")
         assert self.run_id is not None
         # the store fills each section's store_count inside the same transaction (integrity check)
         self.store.versions.apply(self.run_id, staging, ok_plans, sections, status=status, message=message,
                                   counters={"api_calls": self.client.ledger.calls}, compare_all=whole,
-                                  expect=expect)
+                                  expect=expect, checkpoint=False)  # _after_commit checkpoints
         return status, message
 
     def _files(self, plans: list[ObjectPlan], sections: list[Any], staging: Path) -> bool:
@@ -500,9 +608,10 @@ class _Run:
         if not with_blobs:
             return False
         self.progress.phase("files", len(with_blobs))
-        blobs = self.repository.blobs(self.config.storage.blob_key_env)
+        blobs = self.repository.blobs()
+        blobs.migrate_names()  # a store from before keyed blob names: rename its blobs once
         previous = self.store.reads.current_versions
-        stats = fetch_files(self.client, blobs, staging, with_blobs, previous)
+        stats = fetch_files(self.client, blobs, staging, with_blobs, previous, self.repository.key)
         for s in sections:
             problem = stats[s.object].problem() if s.object in stats else None
             if problem:
@@ -549,11 +658,27 @@ class _Run:
 
     def _remember(self, plans: list[ObjectPlan], found: Probe, sections: list[Any]) -> None:
         ok = {s.object for s in sections if s.status in OK_SECTION}
-        self.state.plans = [asdict(p) for p in plans]
+        # a plan with a failed describe is not kept: the next run describes the org again
+        self.state.plans = [] if self.undescribed else [asdict(p) for p in plans]
         self.state.last_modified = found.last_modified
         self.state.watermarks = next_watermarks(self.state.watermarks, found, ok)
         self.state.org_counts.update({s.object: s.org_count for s in sections if s.org_count is not None})
         self.state.save(self.state_path)
+
+
+def _described(plans: list[ObjectPlan]) -> list[ObjectPlan]:
+    """The plans that can be read: those whose describe answered."""
+    return [p for p in plans if p.error is None]
+
+
+def _stopped_by(exc: OrgError | BackupError) -> str:
+    """The message of a run Salesforce stopped: what the org answered, not only its text (a bare
+    "Service temporarily unavailable" does not say the org, not the store, failed)."""
+    status = getattr(exc, "status", None)
+    if status is None:
+        return str(exc)
+    code = getattr(exc, "code", None)
+    return f"the org answered HTTP {status}{f' {code}' if code else ''}: {exc}"
 
 
 def _status_of(sections: list[Any], name: str) -> str | None:

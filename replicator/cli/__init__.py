@@ -14,14 +14,20 @@ from pathlib import Path
 import click
 
 from replicator import __version__
+from replicator.cli.audit import audit, audit_tree
+from replicator.cli.automations import automations, recover_before
 from replicator.cli.backup import backup, catalog
 from replicator.cli.check import check_cmd
 from replicator.cli.config import config
 from replicator.cli.demo import demo
 from replicator.cli.export import diff_cmd, export_cmd, exports_cmd
+from replicator.cli.gdpr import gdpr
 from replicator.cli.output import CONTEXT_SETTINGS, JSON_KEY, fail
 from replicator.cli.query import history, sql
+from replicator.cli.restore import replicate_cmd, restore, restores_cmd
 from replicator.cli.runs import runs
+from replicator.cli.seed import seed, seeds
+from replicator.cli.store import store
 from replicator.config import CONFIG_ENV, DEFAULT_CONFIG
 from replicator.errors import ReplicatorError
 
@@ -44,11 +50,16 @@ class Root(click.Group):
         if cmd_name in LAZY_COMMANDS:
             module_name, attr = LAZY_COMMANDS[cmd_name].split(":")
             return getattr(importlib.import_module(module_name), attr)
-        return super().get_command(ctx, cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        return None if command is None else audit_tree(command)  # every command's outcome is audited
 
     def invoke(self, ctx: click.Context) -> object:
-        """Run the command; a ReplicatorError becomes its exit code and message, never a traceback."""
+        """Run the command; a ReplicatorError becomes its exit code and message, never a traceback.
+
+        First, automations a killed run left switched off in the org the command names come back on.
+        """
         try:
+            recover_before(ctx.params["config_path"], [*ctx._protected_args, *ctx.args])
             return super().invoke(ctx)
         except ReplicatorError as exc:
             fail(exc, bool(ctx.meta.get(JSON_KEY)))
@@ -67,7 +78,14 @@ def cli(ctx: click.Context, config_path: Path) -> None:
 
 
 for command in (config, catalog, backup, runs, sql, history, demo, check_cmd, export_cmd, diff_cmd,
-                exports_cmd):
+                exports_cmd, automations):
+    cli.add_command(command)
+cli.add_command(audit)
+cli.add_command(store)
+cli.add_command(seed)
+cli.add_command(seeds)
+cli.add_command(gdpr)
+for command in (restore, restores_cmd, replicate_cmd):  # restore and replicate (issue 10)
     cli.add_command(command)
 
 

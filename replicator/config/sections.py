@@ -37,6 +37,7 @@ SSL_MODES = {
 DEFAULT_SSL_MODE = {"postgresql": "prefer", "mysql": "disable"}
 RETENTIONS = {"3m": 3, "6m": 6, "unlimited": None}
 HOURLY_MAX_OBJECTS = 10
+MIN_KEY_CHARS = 32  # the snapshot store's encryption key: 32 random bytes in base64 are 44
 # kind -> (pattern, how it looks, default)
 SCHEDULES = {
     "daily": (re.compile(r"^([01]\d|2[0-3]):[0-5]\d$"), '"HH:MM"', "02:00"),
@@ -56,12 +57,73 @@ Port = Annotated[int, Range(1, 65535)]
 class StorageSettings:
     """Where the snapshot store, blobs and logs live.
 
-    `blob_key_env` names the environment variable holding the file-encryption key; without it the
-    key is generated once into <path>/blob.key (losing that file loses every backed-up file).
+    `blob_key_env` names the environment variable holding the file-encryption key, or
+    `blob_key_file` a file holding it kept away from the storage folder (a copy of the folder then
+    holds no key; give one of the two); without either the key is generated once into
+    <path>/blob.key (losing that file loses every backed-up file).
+    `encryption_key_env` or `encryption_key_file` give the snapshot store's own key (store.encryption):
+    with one, the store and a run's staging are encrypted DuckDB files. Never in this file, and a key
+    file never inside the storage folder: a key beside the data it locks protects nothing.
     """
 
     path: Path = field(metadata=in_file("var"))
     blob_key_env: EnvName | None = None
+    blob_key_file: Path | None = None
+    encryption_key: Secret | None = None
+    encryption_key_file: Path | None = None
+
+    def validate(self, where: Where) -> StorageSettings:
+        """A key file becomes the store's key, read when the store is opened (a missing file must not
+        stop commands that never open it, nor the example config from loading)."""
+        if self.encryption_key_file is None:
+            return self
+        key = where.key + ".encryption_key_file" if where.key else "encryption_key_file"
+        return replace(self, encryption_key=KeyFile(self.encryption_key_file, self.path, path=where.path,
+                                                    key=key, conflict=self.encryption_key is not None))
+
+    def store_key(self) -> Secret | None:
+        """The store's key, checked now (set, long enough); None when the store is not encrypted."""
+        return None if self.encryption_key is None else strong_key(self.encryption_key)
+
+
+class KeyFile(Secret):
+    """A store key kept in a file: private to its owner, outside the storage folder, read on use."""
+
+    __slots__ = ("conflict", "file", "storage")
+
+    def __init__(self, file: Path, storage: Path, *, path: Path, key: str, conflict: bool = False) -> None:
+        super().__init__("", None, path=path, key=key)
+        self.file, self.storage, self.conflict = file, storage, conflict
+
+    @property
+    def is_set(self) -> bool:
+        """Always: a file's problems are named when it is read (reveal)."""
+        return True
+
+    def reveal(self) -> str:
+        """The file's text (surrounding whitespace dropped), or a ConfigError saying what is wrong."""
+        if self.conflict:
+            raise ConfigError(self.path, self.key, "give the store's key by encryption_key_env or by "
+                              "encryption_key_file, not both")
+        if self.file.resolve().is_relative_to(self.storage.resolve()):
+            raise ConfigError(self.path, self.key, f"{self.file} is inside the storage folder; keep the "
+                              "key elsewhere (a key beside the data it locks protects nothing)")
+        try:
+            mode, text = self.file.stat().st_mode, self.file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+            raise ConfigError(self.path, self.key, f"{self.file} cannot be read ({reason})") from None
+        if mode & 0o077:
+            raise ConfigError(self.path, self.key, f"{self.file} is open to other users: chmod 600 it")
+        return text
+
+
+def strong_key(secret: Secret) -> Secret:
+    """The key itself, refused when unset or shorter than MIN_KEY_CHARS (never echoed)."""
+    if len(secret.reveal()) < MIN_KEY_CHARS:
+        raise ConfigError(secret.path, secret.key, f"the store's key must be at least {MIN_KEY_CHARS} "
+                          "characters (e.g. the output of `openssl rand -base64 32`)")
+    return secret
 
 
 @dataclass(frozen=True)

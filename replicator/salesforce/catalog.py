@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from replicator.config import ObjectSelection
+from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgError
 
 if TYPE_CHECKING:
     from replicator.salesforce.client import OrgClient
@@ -80,6 +81,7 @@ class ObjectPlan:
     filter_by: tuple[str, str] | None = None  # (field, parent object) for objects that need a filter
     blob_field: str | None = None
     fields: list[FieldPlan] = field(default_factory=list)
+    error: str | None = None  # the job wants it but its describe failed: no fields, nothing to read
 
     @property
     def included_fields(self) -> list[FieldPlan]:
@@ -113,7 +115,7 @@ class ObjectPlan:
         return {
             "name": self.name, "included": self.included, "reason": self.reason, "records": self.records,
             "method": self.method, "cursor": self.cursor, "change_strategy": self.change_strategy,
-            "blob_field": self.blob_field,
+            "blob_field": self.blob_field, "error": self.error,
             "filter_by": list(self.filter_by) if self.filter_by else None,
             "fields": [{"name": f.name, "type": f.type, "included": f.included, "reason": f.reason}
                        for f in self.fields],
@@ -253,8 +255,25 @@ def plan_org(client: OrgClient, selection: ObjectSelection, bulk_threshold: int 
     describeGlobal is read on every run, so with the recommended set a new object (a new custom
     object, a newly enabled feature) is backed up from the first run after it appears. `keep`
     names objects already in the snapshot store: they stay planned even when their count is 0.
+    One object whose describe fails (the org refuses it, or answers 500 for it) does not stop the
+    others: it gets a plan with `error` set, so the run fails that object only, by name.
     """
     wanted, skipped = select(client.describe_global(), selection)
     counts = client.record_counts(wanted)
-    describes = [client.describe(name) for name in wanted]
-    return build_plan(describes, counts, skipped, bulk_threshold=bulk_threshold, keep=keep)
+    describes: list[Mapping[str, Any]] = []
+    undescribed: list[ObjectPlan] = []
+    for name in wanted:
+        try:
+            describes.append(client.describe(name))
+        except (AuthenticationError, BudgetExceeded):
+            raise  # the whole run stops (disabled, or the API cap): not this object's fault
+        except OrgError as exc:
+            undescribed.append(ObjectPlan(name=name, included=True, records=counts.get(name),
+                                          error=f"describe failed: {_reason(exc)}"))
+    return build_plan(describes, counts, [*skipped, *undescribed], bulk_threshold=bulk_threshold, keep=keep)
+
+
+def _reason(exc: OrgError) -> str:
+    """An org error in a few words: the HTTP status, Salesforce's errorCode, its message."""
+    head = " ".join(str(x) for x in (exc.status, exc.code) if x)
+    return f"{head} {exc}".strip() if head else str(exc)

@@ -14,6 +14,7 @@ import logging
 import re
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +59,10 @@ _SOAP_LOGIN = """<?xml version="1.0" encoding="utf-8" ?>
  <env:Header><urn:CallOptions><urn:client>replicator</urn:client></urn:CallOptions></env:Header>
  <env:Body><n1:login xmlns:n1="urn:partner.soap.sforce.com"><n1:username>{username}</n1:username>
  <n1:password>{password}</n1:password></n1:login></env:Body></env:Envelope>"""
+_SOAP_UNDELETE = """<?xml version="1.0" encoding="utf-8" ?>
+<env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/" xmlns:urn="urn:partner.soap.sforce.com">
+ <env:Header><urn:SessionHeader><urn:sessionId>{session}</urn:sessionId></urn:SessionHeader></env:Header>
+ <env:Body><urn:undelete>{ids}</urn:undelete></env:Body></env:Envelope>"""
 
 
 class OrgError(OrgProblem):
@@ -244,7 +249,8 @@ class OrgClient:
     def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         """requests hook: count the call and remember the org's API usage."""
         path = urlsplit(response.url).path
-        kind = ("auth" if "/oauth2/" in path or "/Soap/u/" in path else
+        soap_login = "/Soap/u/" in path and response.request.headers.get("SOAPAction") != "undelete"
+        kind = ("auth" if "/oauth2/" in path or soap_login else "soap" if "/Soap/u/" in path else
                 "bulk2" if "/jobs/" in path else "tooling" if "/tooling/" in path else "rest")
         self.ledger.calls += 1
         self.ledger.by_kind[kind] += 1
@@ -452,6 +458,58 @@ class OrgClient:
         """sObject Collections update (at most 200 records carrying their Id), allOrNone false."""
         return self._collection("PATCH", records)
 
+    def undelete(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Partner SOAP `undelete` of at most 200 Ids from the recycle bin: the records keep their Ids.
+
+        REST has no undelete, and an insert would give a new Id and break every other system's link
+        to the record. Results come as sObject Collections' do (one per Id, in order), so the loader
+        treats both alike. A SOAP fault (HTTP 500) fails the whole call; an expired session logs in
+        again once. Never resent after a lost answer: a second undelete would report the records the
+        first one restored as failures.
+        """
+        if not ids:
+            return []
+        if len(ids) > COLLECTION_RECORDS:
+            raise ValueError(f"at most {COLLECTION_RECORDS} ids per undelete call")
+        path = f"/services/Soap/u/{self.settings.api_version}"
+        for attempt in range(2):
+            body = _SOAP_UNDELETE.format(session=_escape_xml(self.sf.session_id),
+                                         ids="".join(f"<urn:ids>{_escape_xml(i)}</urn:ids>" for i in ids))
+            resp = self.request("POST", path, data=body.encode(), expect=(200, 500), idempotent=False,
+                                headers={"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": "undelete"})
+            if resp.status_code == 200:
+                return _undelete_results(resp.content)
+            code, message = _soap_fault(resp.content)
+            if code == "INVALID_SESSION_ID" and attempt == 0:
+                self.ledger.relogins += 1
+                self.login()
+                continue
+            if code == "REQUEST_LIMIT_EXCEEDED":
+                raise BudgetExceeded(message, code, resp.status_code)
+            raise OrgError(message, code, resp.status_code)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def upsert_records(self, sobject: str, external_id: str,
+                       records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """sObject Collections upsert by an external id field (at most 200), allOrNone false; each
+        result says `created` true (inserted) or false (the record with that key was updated)."""
+        if not records:
+            return []
+        if len(records) > COLLECTION_RECORDS:
+            raise ValueError(f"at most {COLLECTION_RECORDS} records per sObject Collections call")
+        resp = self.request("PATCH", f"composite/sobjects/{sobject}/{external_id}",
+                            json_body={"allOrNone": False, "records": records}, idempotent=True)
+        return resp.json()
+
+    def delete_records(self, ids: list[str]) -> list[dict[str, Any]]:
+        """sObject Collections delete (at most 200 Ids, to the recycle bin), allOrNone false."""
+        if not ids:
+            return []
+        if len(ids) > COLLECTION_RECORDS:
+            raise ValueError(f"at most {COLLECTION_RECORDS} records per sObject Collections call")
+        return self.request("DELETE", "composite/sobjects",
+                            params={"ids": ",".join(ids), "allOrNone": "false"}, idempotent=True).json()
+
     def _collection(self, method: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not records:
             return []
@@ -467,6 +525,37 @@ def soql_datetime(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _undelete_results(content: bytes) -> list[dict[str, Any]]:
+    """UndeleteResult elements as `{"id", "success", "errors": [{"statusCode", "message"}]}`."""
+    results = []
+    for element in ET.fromstring(content).iter():
+        if _local(element.tag) != "result":
+            continue
+        parts = {_local(child.tag): child for child in element}
+        errors = [{_local(e.tag): (e.text or "") for e in error if _local(e.tag) in ("statusCode", "message")}
+                  for error in element if _local(error.tag) == "errors"]
+        ident = parts.get("id")
+        results.append({"id": (ident.text or None) if ident is not None else None,
+                        "success": (parts["success"].text or "") == "true" if "success" in parts else False,
+                        "errors": errors})
+    return results
+
+
+def _soap_fault(content: bytes) -> tuple[str | None, str]:
+    """A SOAP fault's exceptionCode (or faultcode) and message."""
+    try:
+        root = ET.fromstring(content)
+    except ET.ParseError:
+        return None, f"SOAP call failed: {content[:200]!r}"
+    found = {_local(e.tag): (e.text or "") for e in root.iter()}
+    code = found.get("exceptionCode") or found.get("faultcode", "").split(":")[-1] or None
+    return code, found.get("exceptionMessage") or found.get("faultstring") or "SOAP call failed"
 
 
 def _error_of(resp: requests.Response) -> tuple[str | None, str]:

@@ -1,4 +1,5 @@
-"""Composite batching: many GETs in few API calls, within Salesforce's two /composite limits.
+"""Composite batching: many GETs, or up to 1,000 record writes, in few API calls, within Salesforce's two
+/composite limits.
 
 Transport, not probing: the change probe, the integrity counts and later restore checks all ask
 the org many small questions, and each /composite call carries 25 of them (at most 5 queries), so
@@ -11,9 +12,16 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
+from replicator.salesforce.client import (
+    COLLECTION_RECORDS,
+    AuthenticationError,
+    BudgetExceeded,
+    OrgClient,
+    OrgError,
+)
 
-__all__ = ["COMPOSITE_QUERIES", "COMPOSITE_SUBREQUESTS", "Answer", "Batcher", "is_query", "pack"]
+__all__ = ["COMPOSITE_QUERIES", "COMPOSITE_RECORDS", "COMPOSITE_SUBREQUESTS", "Answer", "Batcher", "is_query",
+           "pack", "write_collections"]
 
 COMPOSITE_SUBREQUESTS = 25  # Salesforce: at most 25 subrequests per /composite
 COMPOSITE_QUERIES = 5  # ... of which at most 5 query/queryAll (or sObject Collections)
@@ -93,3 +101,36 @@ class Batcher:
 def _lower(headers: Any) -> dict[str, str]:
     """Header names in lower case: servers and composite answers spell them differently."""
     return {k.lower(): v for k, v in headers.items()}
+
+
+COMPOSITE_RECORDS = COMPOSITE_QUERIES * COLLECTION_RECORDS  # 5 sObject Collections of 200 in one call
+
+
+def write_collections(client: OrgClient, method: str,
+                      records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Create (POST) or update (PATCH) up to COMPOSITE_RECORDS records in ONE API call: sObject
+    Collections of 200 as /composite subrequests, allOrNone false at both levels, so one failing record
+    never stops the others. One result per record, in order, as Collections give them; a subrequest
+    refused as a whole fails each of its records with its error. 200 or fewer go as plain Collections.
+    """
+    if len(records) > COMPOSITE_RECORDS:
+        raise ValueError(f"at most {COMPOSITE_RECORDS} records per composite call")
+    if len(records) <= COLLECTION_RECORDS:
+        plain = client.create_records if method == "POST" else client.update_records
+        return plain(list(records))
+    base = f"/services/data/v{client.settings.api_version}/composite/sobjects"
+    chunks = [list(records[at:at + COLLECTION_RECORDS]) for at in range(0, len(records), COLLECTION_RECORDS)]
+    body = {"allOrNone": False, "compositeRequest": [
+        {"method": method, "url": base, "referenceId": f"c{k}",
+         "body": {"allOrNone": False, "records": chunk}} for k, chunk in enumerate(chunks)]}
+    answer = client.request("POST", "composite", json_body=body, idempotent=method != "POST").json()
+    results: list[dict[str, Any]] = []
+    for chunk, item in zip(chunks, answer["compositeResponse"], strict=True):
+        if item["httpStatusCode"] < 400:
+            results += item["body"]
+            continue
+        error = (item.get("body") or [{}])[0]
+        failed = {"success": False, "errors": [{"statusCode": error.get("errorCode") or "CALL_FAILED",
+                                                "message": error.get("message", "")}]}
+        results += [dict(failed) for _ in chunk]
+    return results

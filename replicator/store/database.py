@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from replicator.config import Secret
 from replicator.errors import ConfigProblem, Locked
+from replicator.store import encryption
 from replicator.store.lock import WriterLock
 from replicator.store.schema import HELPER_MACROS
 
@@ -116,15 +118,17 @@ class Database:
     """The open DuckDB file: one connection, reopened after compaction; holds the writer lock if any."""
 
     def __init__(self, path: Path, *, read_only: bool, memory_limit: str, lock: WriterLock | None,
-                 sealed: bool = False) -> None:
+                 sealed: bool = False, key: Secret | None = None) -> None:
         """`sealed`: for analysts' SQL — no file, extension or setting reachable beyond the store's own
-        tables (DuckDB's external access off and its configuration locked; read-only only)."""
+        tables (DuckDB's external access off and its configuration locked; read-only only).
+        `key`: the store's encryption key (store.encryption); None for a plain store."""
         if sealed and not read_only:
             raise ValueError("only a read-only store can be sealed")
         self.path = Path(path)
         self.read_only = read_only
         self.sealed = sealed
         self.memory_limit = memory_limit
+        self.key = key
         self._lock = lock
         self.con = self.connect()
 
@@ -134,7 +138,7 @@ class Database:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         config = SEALED if self.sealed else {}
         try:
-            con = duckdb.connect(str(self.path), read_only=self.read_only, config=config)
+            con = encryption.connect(self.path, self.key, read_only=self.read_only, config=config)
         except duckdb.Error as exc:
             raise unusable(self.path, exc) from None
         if not _is_store(con):
@@ -156,6 +160,15 @@ class Database:
             con.execute("COMMIT")
         return con
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own (for a reader that streams or registers Arrow tables), opened on the
+        store's database: an encrypted store is an attached catalog, and a bare cursor would start
+        in DuckDB's in-memory default instead."""
+        cur = self.con.cursor()
+        if self.key is not None:
+            cur.execute(f"USE {encryption.catalog(self.path)}")
+        return cur
+
     def execute(self, query: str, params: Iterable[Any] = ()) -> duckdb.DuckDBPyConnection:
         """Run one statement on the store's connection."""
         return self.con.execute(query, list(params))
@@ -172,8 +185,16 @@ class Database:
             yield self.con
             self.con.execute("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            with suppress(duckdb.Error):  # a failed COMMIT (a full disk) already ended it: keep its error
+                self.con.execute("ROLLBACK")
             raise
+
+    def reopen(self) -> None:
+        """A fresh connection after a failed write (DuckDB may have invalidated the old one), so a run
+        can still record why it failed once the storage takes writes again."""
+        with suppress(duckdb.Error):  # an invalidated connection may refuse even to close
+            self.con.close()
+        self.con = self.connect()
 
     def has_table(self, name: str) -> bool:
         """False for a store written before the table existed and opened read-only (no DDL ran)."""

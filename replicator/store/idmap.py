@@ -28,9 +28,16 @@ class StoreIdMap:
         """The known target Ids of these source Ids (unknown ones are absent)."""
         if not source_ids or not self.db.has_table("id_map"):
             return {}
-        found = self.db.execute(
-            "SELECT source_id, target_id FROM main.id_map WHERE target = ? "
-            "AND source_id IN (SELECT unnest(?::VARCHAR[]))", [self.target, list(source_ids)]).fetchall()
+        # The Ids travel as a registered Arrow table: a Python list parameter costs DuckDB a type probe
+        # per element (measured: 0.26 s per 200-record chunk of a replicate, most of its time).
+        cur = self.db.con.cursor()
+        try:
+            cur.register("_wanted_sources", pa.table({"source_id": pa.array(list(source_ids), pa.string())}))
+            found = cur.execute(
+                "SELECT m.source_id, m.target_id FROM main.id_map m JOIN _wanted_sources w "
+                "ON m.source_id = w.source_id WHERE m.target = ?", [self.target]).fetchall()
+        finally:
+            cur.close()
         return dict(found)
 
     def add(self, sobject: str, pairs: pa.Table) -> None:
@@ -45,6 +52,13 @@ class StoreIdMap:
                 [self.target, sobject, now()])
         finally:
             self.db.con.unregister("_id_pairs")
+
+    def forget(self, target_ids: Sequence[str]) -> None:
+        """Drop the pairs of target records that were deleted (a seed's clean_and_insert): a later
+        incremental load must insert those records again, not skip them as already there."""
+        if target_ids and self.db.has_table("id_map"):
+            self.db.execute("DELETE FROM main.id_map WHERE target = ? AND target_id IN "
+                            "(SELECT unnest(?::VARCHAR[]))", [self.target, list(target_ids)])
 
     def count(self) -> int:
         """How many source records this target org holds a mapped copy of."""

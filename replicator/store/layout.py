@@ -21,6 +21,9 @@ BLOBS = "blobs"
 BLOB_KEY = "blob.key"
 JOBS = "jobs"
 RUNS = "runs"
+AUTOMATIONS = "automations"
+AUDIT = "audit.jsonl"
+ROOM = "reserved.space"  # ballast a run gives back when the disk fills, to record why it failed
 
 
 @dataclass(frozen=True)
@@ -66,3 +69,18 @@ class Layout:
     def run_folder(self, run_id: int) -> Path:
         """One run's working folder (raw staged rows; removed when the run ends)."""
         return self.runs / str(run_id)
+
+    @property
+    def automations(self) -> Path:
+        """The automations journals: one per org whose automations Replicator has switched off."""
+        return self.root / AUTOMATIONS
+
+    @property
+    def audit(self) -> Path:
+        """The append-only, hash-chained audit log (store.audit_log)."""
+        return self.root / AUDIT
+
+    @property
+    def room(self) -> Path:
+        """The ballast file (store.repository.reserve_room)."""
+        return self.root / ROOM

@@ -58,7 +58,8 @@ class RunLedger:
         """
         return self.db.execute(
             "UPDATE main.runs SET status = 'aborted', finished_at = ?, "
-            "message = coalesce(message, 'the process running it ended before the run finished') "
+            "message = coalesce(message, 'the run ended before its status could be recorded "
+            "(its process was killed, or the storage refused the write); nothing of it was committed') "
             "WHERE status = 'running' AND NOT list_contains(?, run_id)",
             [now(), sorted(self._own_runs)]).fetchone()[0]
 

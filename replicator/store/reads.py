@@ -78,7 +78,7 @@ class Reads:
             return pa.table({"Id": pa.array([], pa.string())})
         have = set(self.fields(obj))
         select = ", ".join(f"h.{quote(c)}" for c in columns if c in have and c != "Id")
-        cur = self.db.con.cursor()
+        cur = self.db.cursor()
         try:
             cur.register("_wanted_ids", pa.table({"Id": ids}))
             return cur.execute(
@@ -119,7 +119,7 @@ class Reads:
         statements = self.db.con.extract_statements(query)
         if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
             raise ValueError("sql() runs exactly one SELECT statement")
-        cur = self.db.con.cursor()
+        cur = self.db.cursor()
         try:
             cur.execute("BEGIN")
             if as_of is not None:
@@ -147,7 +147,7 @@ class Reads:
     def stream(self, query: str, params: Iterable[Any] = (),
                batch_rows: int = 10_000) -> pa.RecordBatchReader:
         """Trusted SQL with bound parameters, read as Arrow batches (memory stays flat)."""
-        cur = self.db.con.cursor()
+        cur = self.db.cursor()
         reader = cur.execute(query, list(params)).to_arrow_reader(batch_rows)
 
         def batches() -> Iterable[pa.RecordBatch]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from replicator.config import Secret
 from replicator.store.database import Database
 from replicator.store.exports_ledger import ExportsLedger
 from replicator.store.ledger import RunLedger, Section
@@ -36,16 +37,17 @@ class SnapshotStore:
     """The open store. Keep one instance open for a whole backup run (see RunLedger.mark_abandoned)."""
 
     def __init__(self, path: Path, *, read_only: bool = False, memory_limit: str = "512MB",
-                 lock: WriterLock | None = None, sealed: bool = False) -> None:
+                 lock: WriterLock | None = None, sealed: bool = False, key: Secret | None = None) -> None:
         """`memory_limit`: DuckDB's cap; beyond it, big loads spill to <path>.tmp (memory stays flat).
         `lock`: the writer lock this store holds (store.repository.open_write); closing releases it.
         `sealed`: read-only and unable to reach anything but its own tables (store.database.SEALED).
+        `key`: the encryption key of an encrypted store (store.encryption).
 
         512 MB keeps a run's peak RSS under ~700 MB whatever the object's size; a 1 GB cap would make
         the first load of 1M records x 53 fields ~3 s faster (no eviction) for ~200 MB more RSS.
         """
         self.db = Database(path, read_only=read_only, memory_limit=memory_limit, lock=lock,
-                           sealed=sealed)
+                           sealed=sealed, key=key)
         self.reads = Reads(self.db)
         self.ledger = RunLedger(self.db)
         self.exports = ExportsLedger(self.db)

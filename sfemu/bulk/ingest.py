@@ -420,9 +420,6 @@ def upload_data(ctx: Ctx) -> Response:
     if media != "text/csv":
         raise SalesforceError(415, "UNSUPPORTED_MEDIA_TYPE",
                               f"MediaType of '{media}' is not supported by this resource")
-    if len(ctx.body) > MAX_UPLOAD_BYTES:
-        raise SalesforceError(413, "REQUEST_ENTITY_TOO_LARGE", "The upload exceeds the maximum of "
-                              f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB per job")
     with job.lock:
         if job.state != "Open":
             raise invalid_state(f"Unable to upload data to a job in state {job.state}: data can only be "
@@ -531,7 +528,7 @@ ROUTES = [
     route("GET", JOB, get_ingest_job, kind="bulk2"),
     route("PATCH", JOB, patch_ingest_job, kind="bulk2"),
     route("DELETE", JOB, delete_ingest_job, kind="bulk2"),
-    route("PUT", JOB + r"/batches", upload_data, kind="bulk2"),
+    route("PUT", JOB + r"/batches", upload_data, kind="bulk2", max_body=MAX_UPLOAD_BYTES),
     route("GET", JOB + r"/successfulResults", successful_results, kind="bulk2"),
     route("GET", JOB + r"/failedResults", failed_results, kind="bulk2"),
     route("GET", JOB + r"/(?i:unprocessedrecords)", unprocessed_records, kind="bulk2"),

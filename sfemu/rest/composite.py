@@ -277,8 +277,10 @@ def _substitute(value: Any, refs: dict[str, Any]) -> Any:
     return value
 
 
-def _dispatch(ctx: Ctx, method: str, url: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict]:
-    """Run one subrequest in-process through the dispatcher: (status, parsed body, headers)."""
+def _dispatch(ctx: Ctx, method: str, url: str, body: Any, headers: dict[str, str], *,
+              collections: bool = False) -> tuple[int, Any, dict]:
+    """Run one subrequest in-process through the dispatcher: (status, parsed body, headers). sObject
+    Collections may be subrequests of /composite only (`collections`), not of graphs or batches."""
     parts = urlsplit(url.strip())
     path = normalise_path(unquote(parts.path))
     sub = Ctx(
@@ -295,6 +297,8 @@ def _dispatch(ctx: Ctx, method: str, url: str, body: Any, headers: dict[str, str
     try:
         if not path.startswith("/services/data/"):
             raise SalesforceError(400, "INVALID_URL", f"Invalid URL: {url}")
+        if not collections and _COLLECTIONS.match(path.lstrip("/")):
+            raise SalesforceError(400, "INVALID_URL", "Composite resources cannot be nested")
         response = ctx.dispatch(sub)
     except SalesforceError as exc:
         return exc.status, exc.body(), dict(exc.headers)
@@ -308,7 +312,8 @@ def _dispatch(ctx: Ctx, method: str, url: str, body: Any, headers: dict[str, str
     return response.status_code, parsed, kept
 
 
-def _run_composite(ctx: Ctx, requests: list[dict[str, Any]], all_or_none: bool) -> tuple[list[dict], bool]:
+def _run_composite(ctx: Ctx, requests: list[dict[str, Any]], all_or_none: bool, *,
+                   collections: bool = False) -> tuple[list[dict], bool]:
     """(compositeResponse items, success) for subrequests run in order with references between them."""
     dml = dml_engine(ctx.org)
     refs: dict[str, Any] = {}
@@ -328,7 +333,8 @@ def _run_composite(ctx: Ctx, requests: list[dict[str, Any]], all_or_none: bool) 
             else:
                 try:
                     status, payload, headers = _dispatch(
-                        ctx, str(req.get("method", "GET")), url, body, req.get("httpHeaders") or {}
+                        ctx, str(req.get("method", "GET")), url, body, req.get("httpHeaders") or {},
+                        collections=collections,
                     )
                 except DmlAbort as abort:
                     status, payload, headers = (
@@ -377,6 +383,9 @@ def _subrequests(value: Any, limit: int) -> list[dict[str, Any]]:
     return value
 
 
+_COLLECTIONS = re.compile(DATA[1:] + r"/composite/sobjects(/|$)")
+
+
 def _heavy(request: dict[str, Any]) -> bool:
     """A query/queryAll or sObject Collections subrequest (Salesforce allows 5 per /composite)."""
     path = urlsplit(str(request.get("url", "")).strip()).path
@@ -393,7 +402,7 @@ def composite(ctx: Ctx) -> Response:
             "Exceeded max limit of query, queryAll and sObject Collections subrequests. "
             f"Max: {MAX_HEAVY_SUBREQUESTS}",
         )
-    items, _ = _run_composite(ctx, requests, _bool(body.get("allOrNone", False)))
+    items, _ = _run_composite(ctx, requests, _bool(body.get("allOrNone", False)), collections=True)
     return json_response({"compositeResponse": items})
 
 
@@ -540,10 +549,11 @@ def tree(ctx: Ctx) -> Response:
 
 
 _COLL = DATA + r"/composite/sobjects"
-ROUTES = [  # none of them may run as a subrequest of another
-    route("POST", _COLL, collection_create, nestable=False),
-    route("PATCH", _COLL, collection_update, nestable=False),
-    route("DELETE", _COLL, collection_delete, nestable=False),
+ROUTES = [  # sObject Collections writes may be /composite subrequests (API 43.0+, at most 5 a call: sf_api.md
+    # 2.10); no other composite resource may run as a subrequest of another
+    route("POST", _COLL, collection_create),
+    route("PATCH", _COLL, collection_update),
+    route("DELETE", _COLL, collection_delete),
     route(("GET", "POST"), _COLL + r"/(?P<sobject>\w+)", collection_retrieve, nestable=False),
     route("PATCH", _COLL + r"/(?P<sobject>\w+)/(?P<ext>\w+)", collection_upsert, nestable=False),
     route("POST", DATA + r"/composite", composite, nestable=False),

@@ -17,6 +17,7 @@ from sfemu.describe import (
     not_modified_since,
     sobject_metadata,
 )
+from sfemu.errors import not_found
 from sfemu.rest.records import sobject
 from sfemu.routing import DATA, Ctx, json_response, route
 from sfemu.store import DELETED_AT, quote
@@ -68,6 +69,8 @@ def describe_all(ctx: Ctx) -> Response:
 
 def describe_one(ctx: Ctx) -> Response:
     obj = sobject(ctx)
+    if ctx.org.faults.describe_fails(obj.name):
+        raise not_found()
     return _cached(ctx, lambda: describe_sobject(ctx.org.schema, obj, ctx.version))
 
 

@@ -17,6 +17,8 @@ BULK_BATCHES_MAX = 15000
 BULK2_QUERY_JOBS_MAX = 10000
 BULK2_QUERY_STORAGE_MB = 976562
 STORAGE_MB = 10240  # Enterprise Edition baseline for data and file storage
+# Salesforce's data storage per sandbox kind; a full copy gets its production org's allocation.
+SANDBOX_STORAGE_MB = {"developer": 200, "developer_pro": 1024, "partial": 5120}
 RECORD_BYTES = 2048  # Salesforce charges 2 KB of data storage per record
 MB = 1024 * 1024
 SIZE_FIELDS = ("BodyLength", "ContentSize")
@@ -78,6 +80,11 @@ def _storage_mb(ctx: Ctx) -> tuple[int, int]:
     return records * RECORD_BYTES // MB, int(blob_bytes) // MB
 
 
+def _data_storage(ctx: Ctx) -> int:
+    settings = ctx.org.settings
+    return SANDBOX_STORAGE_MB.get(settings.sandbox_type, STORAGE_MB) if settings.sandbox else STORAGE_MB
+
+
 def get_limits(ctx: Ctx) -> Response:
     limits = ctx.org.limits
     data_mb, file_mb = _storage_mb(ctx)
@@ -87,7 +94,7 @@ def get_limits(ctx: Ctx) -> Response:
         "DailyBulkApiBatches": _limit(BULK_BATCHES_MAX, limits.bulk_batches_used()),
         "DailyBulkV2QueryFileStorageMB": _limit(BULK2_QUERY_STORAGE_MB),
         "DailyBulkV2QueryJobs": _limit(BULK2_QUERY_JOBS_MAX, _bulk2_query_jobs(ctx)),
-        "DataStorageMB": _limit(STORAGE_MB, data_mb),
+        "DataStorageMB": _limit(_data_storage(ctx), data_mb),
         "FileStorageMB": _limit(STORAGE_MB, file_mb),
         "PermissionSets": {**_limit(1500, 3), "CreateCustom": _limit(1000, 3)},
     })

@@ -24,6 +24,7 @@ from sfemu.schema import NUMBER_TYPES, TEXT_TYPES
 from sfemu.store import DELETE_LOG, DELETED_AT, RECYCLE_BIN_DAYS, quote
 
 if TYPE_CHECKING:
+    from sfemu.org import EmulatedOrg
     from sfemu.schema import Field, SObject
 
 REPLICATION_DAYS = 30
@@ -175,26 +176,27 @@ def parse_stamp(text: str | None, name: str) -> datetime:
     zone = (zone or "+00:00").replace(" ", "+")
     if zone != "Z" and ":" not in zone:
         zone = zone[:3] + ":" + zone[3:]
-    try:
-        moment = datetime.fromisoformat(f"{day}T{clock or '00:00'}{zone}")
-    except ValueError as exc:
+    try:  # 9999-12-31T23:59-14:00 is past the last datetime Python holds once in UTC: OverflowError
+        moment = datetime.fromisoformat(f"{day}T{clock or '00:00'}{zone}").astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise SalesforceError(400, "INVALID_REPLICATION_DATE", f"{name} is not a valid date and time: {text}",
                               ) from exc
-    return moment.astimezone(UTC).replace(second=0, microsecond=0, tzinfo=None)
+    return moment.replace(second=0, microsecond=0, tzinfo=None)
 
 
 def _fmt(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
-def _minute_now(ctx: Ctx) -> datetime:
-    return ctx.org.clock.now().astimezone(UTC).replace(second=0, microsecond=0, tzinfo=None)
+def _minute_now(org: EmulatedOrg) -> datetime:
+    return org.clock.now().astimezone(UTC).replace(second=0, microsecond=0, tzinfo=None)
 
 
-def _window(ctx: Ctx, days: int) -> tuple[datetime, datetime, datetime]:
+def _window(org: EmulatedOrg, start_text: str | None, end_text: str | None,
+            days: int) -> tuple[datetime, datetime, datetime]:
     """(earliest allowed start, start, latestDateCovered), naive UTC, checked like Salesforce."""
-    start, end = parse_stamp(ctx.arg("start"), "start"), parse_stamp(ctx.arg("end"), "end")
-    now = _minute_now(ctx)
+    start, end = parse_stamp(start_text, "start"), parse_stamp(end_text, "end")
+    now = _minute_now(org)
     earliest = now - timedelta(days=days)
     if start >= end:
         raise SalesforceError(400, "INVALID_REPLICATION_DATE", "startDate must precede endDate")
@@ -203,21 +205,32 @@ def _window(ctx: Ctx, days: int) -> tuple[datetime, datetime, datetime]:
     return earliest, start, min(end, now)
 
 
-def get_updated(ctx: Ctx) -> Response:
-    obj = sobject(ctx)
+def _replicated(org: EmulatedOrg, name: str) -> SObject:
+    obj = org.schema.get(name)
+    if obj is None or not obj.replicateable:
+        raise SalesforceError(400, "INVALID_TYPE", f"sObject type '{name}' is not supported.")
+    return obj
+
+
+def updated(org: EmulatedOrg, name: str, start_text: str | None,
+            end_text: str | None) -> tuple[list[str], datetime]:
+    """(ids changed in [start, end), latestDateCovered): REST /updated and SOAP getUpdated()."""
+    obj = _replicated(org, name)
     stamp_field = obj.field("SystemModstamp") or obj.field("LastModifiedDate")
-    if stamp_field is None or not obj.replicateable:
+    if stamp_field is None:
         raise SalesforceError(400, "INVALID_TYPE", f"sObject type '{obj.name}' is not supported.")
-    _, start, covered = _window(ctx, REPLICATION_DAYS)
-    col = ctx.org.store.column(stamp_field)
-    rows = ctx.org.store.cursor().execute(
-        f"SELECT {quote('Id')} FROM {ctx.org.store.table(obj)} WHERE {col} >= ? AND {col} < ? "
+    _, start, covered = _window(org, start_text, end_text, REPLICATION_DAYS)
+    col = org.store.column(stamp_field)
+    rows = org.store.cursor().execute(
+        f"SELECT {quote('Id')} FROM {org.store.table(obj)} WHERE {col} >= ? AND {col} < ? "
         f"AND {quote(DELETED_AT)} IS NULL ORDER BY {col}, 1", [start, covered]).fetchall()
-    return json_response({"ids": [r[0] for r in rows], "latestDateCovered": _fmt(covered)})
+    return [r[0] for r in rows], covered
 
 
-def get_deleted(ctx: Ctx) -> Response:
-    """Ids deleted in [start, end) per the org's delete log (recycle bin, hard deletes, cascades, purges).
+def deleted(org: EmulatedOrg, name: str, start_text: str | None,
+            end_text: str | None) -> tuple[list[tuple[str, datetime]], datetime, datetime]:
+    """((id, deletedDate) in [start, end), earliestDateAvailable, latestDateCovered) per the org's
+    delete log (recycle bin, hard deletes, cascades, purges): REST /deleted and SOAP getDeleted().
 
     earliestDateAvailable is documented as "the timestamp of the last physically deleted object" of the
     type (GetDeletedResult, SOAP API guide), and results go back "no more than 15 days": so it is the
@@ -226,18 +239,26 @@ def get_deleted(ctx: Ctx) -> Response:
     would fail every call after any purge; the rule enforced is the documented one that startDate may
     not be older than the log keeps (INVALID_REPLICATION_DATE).
     """
-    obj = sobject(ctx)
-    if not obj.replicateable:
-        raise SalesforceError(400, "INVALID_TYPE", f"sObject type '{obj.name}' is not supported.")
-    horizon, start, covered = _window(ctx, RECYCLE_BIN_DAYS)
-    physical = ctx.org.store.last_physical_delete(obj)
+    obj = _replicated(org, name)
+    horizon, start, covered = _window(org, start_text, end_text, RECYCLE_BIN_DAYS)
+    physical = org.store.last_physical_delete(obj)
     earliest = max(horizon, physical.replace(second=0, microsecond=0)) if physical else horizon
-    rows = ctx.org.store.cursor().execute(
+    rows = org.store.cursor().execute(
         f'SELECT "Id", max("DeletedDate") AS d FROM {quote(DELETE_LOG)} WHERE "Object" = ? '
         f'AND "DeletedDate" >= ? AND "DeletedDate" < ? GROUP BY "Id" ORDER BY d, 1',
         [obj.name, start, covered]).fetchall()
+    return [(r[0], r[1]) for r in rows], earliest, covered
+
+
+def get_updated(ctx: Ctx) -> Response:
+    ids, covered = updated(ctx.org, sobject(ctx).name, ctx.arg("start"), ctx.arg("end"))
+    return json_response({"ids": ids, "latestDateCovered": _fmt(covered)})
+
+
+def get_deleted(ctx: Ctx) -> Response:
+    rows, earliest, covered = deleted(ctx.org, sobject(ctx).name, ctx.arg("start"), ctx.arg("end"))
     return json_response({
-        "deletedRecords": [{"id": r[0], "deletedDate": _fmt(r[1])} for r in rows],
+        "deletedRecords": [{"id": rid, "deletedDate": _fmt(when)} for rid, when in rows],
         "earliestDateAvailable": _fmt(earliest),
         "latestDateCovered": _fmt(covered),
     })

@@ -152,13 +152,28 @@ def _choices(ctx: Ctx, obj: SObject, ids: list[str]) -> Response:
     return json_response([f"{ctx.base}/sobjects/{obj.name}/{i}" for i in ids], 300)
 
 
+def _same_key(field: str, value: str, body: dict[str, Any]) -> None:
+    """Salesforce: "Do not specify Id or an external ID field in the request body". Clients that
+    repeat the URL's value (matched without case, as the lookup is) are common and harmless; a
+    different value would silently upsert a
+    record other than the one the body describes, so it is refused (the message is our wording:
+    the documentation gives none)."""
+    for key, given in body.items():
+        if key.lower() == field.lower() and given is not None and str(given).casefold() != value.casefold():
+            raise SalesforceError(400, "INVALID_FIELD",
+                                  f"The value of {field} in the request body ({given}) does not match "
+                                  f"the value in the URL ({value})", [field])
+
+
 def upsert(ctx: Ctx) -> Response:
     """PATCH /sobjects/X/{extField}/{value}: 201 created / 200 updated (v46+), 204 updated before."""
     obj = sobject(ctx)
     f, value, found = _matches(ctx, obj)
     if len(found) > 1:
         return _choices(ctx, obj, found)
-    body = {k: v for k, v in record_body(ctx).items() if k.lower() not in (f.name.lower(), "id")}
+    given = record_body(ctx)
+    _same_key(f.name, value, given)
+    body = {k: v for k, v in given.items() if k.lower() not in (f.name.lower(), "id")}
     table = json_table([body]).append_column(f.name, pa.array([value]))
     dml = dml_engine(ctx.org)
     if f.name == "Id":

@@ -2,6 +2,7 @@
 
 Hand-written so it copes with what clients really send: no space between a string and a keyword
 (`'Account'AND`), tabs and newlines, unquoted datetimes with 0/3/6 fraction digits and any offset form.
+Digits are ASCII only, as in Salesforce's grammar: `LIMIT ١٠` or a superscript is no viable character.
 String literals keep two readings: the plain value and a LIKE pattern in which `\\%` and `\\_` stay
 escaped (escape character backslash), because only LIKE gives those escapes a meaning.
 """
@@ -15,10 +16,13 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from sfemu.soql.errors import ErrorFactory
 
 _DATETIME = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:(Z)|([+-])(\d{2}):?(\d{2}))")
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?![\dT:])")
-_DATE_START = re.compile(r"\d{4}-\d{2}-\d{2}T")
-_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:(Z)|([+-])(\d{2}):?(\d{2}))",
+    re.ASCII)
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?![\dT:])", re.ASCII)
+_DATE_START = re.compile(r"\d{4}-\d{2}-\d{2}T", re.ASCII)
+_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
+_DIGITS = frozenset("0123456789")
+_HEX = frozenset("0123456789abcdefABCDEF")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SPACE = re.compile(r"[ \t\r\n\f]+")
 _OPS = ("<=", ">=", "!=", "<>", "=", "<", ">")
@@ -51,7 +55,7 @@ def tokenize(text: str, err: ErrorFactory) -> list[Token]:
             tok, i = _string(text, i, err)
             tokens.append(tok)
             continue
-        if ch.isdigit() or (ch in "-." and i + 1 < n and text[i + 1].isdigit()):
+        if ch in _DIGITS or (ch in "-." and i + 1 < n and text[i + 1] in _DIGITS):
             tok = _temporal(text, i, err)
             if tok is None:
                 m = _NUMBER.match(text, i)
@@ -102,7 +106,7 @@ def _temporal(text: str, i: int, err: ErrorFactory) -> Token | None:
         return Token("datetime", m.group(), i, value)
     if _DATE_START.match(text, i):  # a datetime that does not finish, e.g. '+00:00' decoded to ' 00:00'
         end = i + 11
-        while end < len(text) and (text[end].isdigit() or text[end] in ":."):
+        while end < len(text) and (text[end] in _DIGITS or text[end] in ":."):
             end += 1
         raise _no_viable(err, text, end)
     m = _DATE.match(text, i)
@@ -136,11 +140,7 @@ def _string(text: str, start: int, err: ErrorFactory) -> tuple[Token, int]:
                 i += 2
                 continue
             if esc == "u":
-                hexpart = text[i + 2: i + 6]
-                if len(hexpart) != 4 or not all(c in "0123456789abcdefABCDEF" for c in hexpart):
-                    raise err.at("MALFORMED_QUERY", i, "Invalid string literal: invalid unicode escape")
-                c = chr(int(hexpart, 16))
-                i += 6
+                c, i = _unicode_escape(text, i, err)
             elif esc in _ESCAPES:
                 c = _ESCAPES[esc]
                 i += 2
@@ -155,3 +155,24 @@ def _string(text: str, start: int, err: ErrorFactory) -> tuple[Token, int]:
         pattern.append(ch)
         i += 1
     raise err.at("MALFORMED_QUERY", start, f"line 1:{start} mismatched character '<EOF>' expecting '''")
+
+
+def _unicode_escape(text: str, i: int, err: ErrorFactory) -> tuple[str, int]:
+    """The character of a `\\uXXXX` escape at i and the index after it. Two escapes forming a UTF-16
+    pair make one character, as in Java; a lone surrogate is no character and is refused."""
+    code = _hex4(text, i, err)
+    if 0xD800 <= code <= 0xDBFF and text.startswith("\\u", i + 6):
+        low = _hex4(text, i + 6, err)
+        if 0xDC00 <= low <= 0xDFFF:
+            return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)), i + 12
+    if 0xD800 <= code <= 0xDFFF:
+        raise err.at("MALFORMED_QUERY", i, "Invalid string literal: unpaired surrogate in unicode escape")
+    return chr(code), i + 6
+
+
+def _hex4(text: str, i: int, err: ErrorFactory) -> int:
+    """The value of the four hex digits of the `\\u` escape at i."""
+    digits = text[i + 2: i + 6]
+    if len(digits) != 4 or not all(c in _HEX for c in digits):
+        raise err.at("MALFORMED_QUERY", i, "Invalid string literal: invalid unicode escape")
+    return int(digits, 16)

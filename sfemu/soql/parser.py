@@ -17,6 +17,10 @@ DATE_FUNCTIONS = ("CALENDAR_MONTH", "CALENDAR_QUARTER", "CALENDAR_YEAR", "DAY_IN
                   "HOUR_IN_DAY", "WEEK_IN_MONTH", "WEEK_IN_YEAR")
 WITH_FLAGS = ("SECURITY_ENFORCED", "USER_MODE", "SYSTEM_MODE")
 MAX_LENGTH = 100_000
+# Parentheses and NOTs nested deeper than this are refused as MALFORMED_QUERY, so a hostile query
+# (thousands of nested parentheses) is a 400, not a recursion overflow; no real filter comes close.
+MAX_NESTING = 100
+MAX_INTEGER = 2**31 - 1
 
 
 def parse(text: str, err: ErrorFactory | None = None) -> ast.Query:
@@ -35,6 +39,7 @@ class _Parser:
         self.toks = tokens
         self.i = 0
         self.err = err
+        self.depth = 0  # parentheses and NOTs open around the current condition
 
     # --- token helpers -------------------------------------------------------------------
 
@@ -76,8 +81,9 @@ class _Parser:
             raise self.fail()
 
     def integer(self) -> int:
+        """A non-negative integer that fits Java's int, as Salesforce's parser reads LIMIT, OFFSET and N."""
         t = self.expect("number")
-        if not t.text.isdigit():
+        if not t.text.isdigit() or int(t.text) > MAX_INTEGER:
             raise self.fail(t)
         return int(t.text)
 
@@ -238,14 +244,20 @@ class _Parser:
         return ast.BoolOp(op, items)
 
     def unary(self) -> ast.Condition:
+        if not self.tok.is_kw("NOT") and self.tok.kind != "(":
+            return self.predicate()
+        if self.depth >= MAX_NESTING:
+            raise self.err.at("MALFORMED_QUERY", self.tok.pos,
+                              f"conditions nested deeper than {MAX_NESTING} levels")
+        self.depth += 1
         if self.accept("NOT"):
-            return ast.Not(self.unary())
-        if self.tok.kind == "(":
+            cond: ast.Condition = ast.Not(self.unary())
+        else:
             self.next()
             cond = self.condition()
             self.expect(")")
-            return cond
-        return self.predicate()
+        self.depth -= 1
+        return cond
 
     def predicate(self) -> ast.Condition:
         left = self.operand()

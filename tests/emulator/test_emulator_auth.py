@@ -313,3 +313,41 @@ def test_relogin_after_session_expiry(emulator: Any) -> None:
     # simple-salesforce owns the credentials, so it logs in again and retries transparently.
     assert sf.query("SELECT COUNT() FROM Account")["totalSize"] > 0
     assert sf.session_id != before
+
+
+# --- generic login hosts --------------------------------------------------------------------------
+
+def soap_login_at(client: Any, host: str, username: str, password: str) -> Any:
+    body = (f'<?xml version="1.0" encoding="utf-8"?><se:Envelope '
+            f'xmlns:se="http://schemas.xmlsoap.org/soap/envelope/"><se:Body>'
+            f'<login xmlns="urn:partner.soap.sforce.com"><username>{username}</username>'
+            f"<password>{password}</password></login></se:Body></se:Envelope>")
+    return client.post("/services/Soap/u/62.0", content=body.encode(),
+                       headers={"Content-Type": "text/xml", "SOAPAction": "login", "Host": host})
+
+
+@pytest.mark.parametrize("org_type, refused, accepted", [
+    ("production", "test.salesforce.com", "login.salesforce.com"),
+    ("sandbox", "login.salesforce.com", "test.salesforce.com"),
+])
+def test_the_generic_login_host_of_the_other_kind_of_org_refuses(tmp_path: Any, org_type: str,
+                                                                 refused: str, accepted: str) -> None:
+    """Production credentials fail at test.salesforce.com and a sandbox's at login, as on Salesforce;
+    loopback and My Domain hosts reach the org whatever its kind."""
+    settings = OrgSettings(state_dir=tmp_path / "org", org_type=org_type)
+    org = EmulatedOrg(settings)
+    user, password = settings.username, settings.password
+    with TestClient(create_app(org)) as client:
+        bad = soap_login_at(client, refused, user, password)
+        assert bad.status_code == 500 and "INVALID_LOGIN" in bad.text
+        for host in (accepted, "127.0.0.1:8443", "acme.my.salesforce.com"):
+            good = soap_login_at(client, host, user, password)
+            assert good.status_code == 200 and "<sessionId>" in good.text, host
+        grant = {"grant_type": "password", "client_id": settings.client_id,
+                 "client_secret": settings.client_secret, "username": user, "password": password}
+        oauth = client.post("/services/oauth2/token", data=grant, headers={"Host": refused})
+        assert oauth.status_code == 400 and oauth.json() == {
+            "error": "invalid_grant", "error_description": "authentication failure"}
+        right = client.post("/services/oauth2/token", data=grant, headers={"Host": accepted})
+        assert right.status_code == 200
+    org.store.close()

@@ -96,6 +96,15 @@ def test_upsert_by_external_id(sf: Salesforce) -> None:
             "errorCode": "NOT_FOUND",
         }
     ]
+    same = raw(sf, "PATCH", "sobjects/Account/External_Id__c/REST-UP-1",
+               json={"Name": "Same key", "External_Id__c": "rest-up-1"})
+    assert same.status_code == 200
+    other = raw(sf, "PATCH", "sobjects/Account/External_Id__c/REST-UP-1",
+                json={"Name": "Other key", "External_Id__c": "REST-UP-2"})
+    assert other.status_code == 400 and other.json()[0]["errorCode"] == "INVALID_FIELD"
+    assert other.json()[0]["fields"] == ["External_Id__c"]
+    assert sf.Account.get_by_custom_id("External_Id__c", "REST-UP-1")["Name"] == "Same key"
+    assert raw(sf, "GET", "sobjects/Account/External_Id__c/REST-UP-2").status_code == 404
     assert raw(sf, "DELETE", "sobjects/Account/External_Id__c/REST-UP-1").status_code == 204
     assert raw(sf, "DELETE", "sobjects/Account/External_Id__c/REST-UP-1").status_code == 404
 

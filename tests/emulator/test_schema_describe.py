@@ -209,7 +209,10 @@ def _children(schema: Schema, parent: str) -> dict[tuple[str, str], dict]:
 def test_child_relationships(schema):
     account = _children(schema, "Account")
     assert account[("Contact", "AccountId")]["relationshipName"] == "Contacts"
-    assert not account[("Contact", "AccountId")]["cascadeDelete"]
+    assert account[("Contact", "AccountId")]["cascadeDelete"]  # Salesforce's describe says so
+    assert account[("Opportunity", "AccountId")]["cascadeDelete"]
+    assert account[("Case", "AccountId")]["restrictedDelete"]
+    assert not account[("Case", "AccountId")]["cascadeDelete"]
     assert account[("Account", "ParentId")]["relationshipName"] == "ChildAccounts"
     assert account[("Invoice__c", "Account__c")]["cascadeDelete"]
     assert account[("Task", "WhatId")]["relationshipName"] == "Tasks"

@@ -156,11 +156,11 @@ def test_changes_made_seconds_before_a_run_are_in_it(emulator: Any, tmp_config: 
     org.control("POST", "clock", {"advance_seconds": 60})  # a minute after the first run's windows end,
     near_minute_end(org)  # and the run starts in its last seconds: its windows end before the changes
     sf = org.sf()
-    accounts = [r["Id"] for r in sf.query("SELECT Id FROM Account ORDER BY Id LIMIT 2")["records"]]
-    sf.Account.update(accounts[0], {"Name": "edited seconds before the run"})
-    sf.Account.delete(accounts[1])
-    lead = sf.query("SELECT Id FROM Lead ORDER BY Id LIMIT 1")["records"][0]["Id"]
-    (hard,) = sf.bulk2.Lead.hard_delete(records=[{"Id": lead}], wait=0)
+    account = sf.query("SELECT Id FROM Account ORDER BY Id LIMIT 1")["records"][0]["Id"]
+    sf.Account.update(account, {"Name": "edited seconds before the run"})
+    deleted, hard_deleted = [r["Id"] for r in sf.query("SELECT Id FROM Lead ORDER BY Id LIMIT 2")["records"]]
+    sf.Lead.delete(deleted)
+    (hard,) = sf.bulk2.Lead.hard_delete(records=[{"Id": hard_deleted}], wait=0)
     assert hard["numberRecordsFailed"] == 0
 
     result = run_backup(load_config(path), BackupRequest("daily"))  # right away: the clock is not moved
@@ -170,7 +170,8 @@ def test_changes_made_seconds_before_a_run_are_in_it(emulator: Any, tmp_config: 
     sections = {s.object: s for s in result.sections}
     messages = [sections[o].message or "" for o in objects]
     assert all("whole" not in m for m in messages), messages
-    assert store_rows(path, "Account", result.run_id)[accounts[0]]["Name"] == "edited seconds before the run"
+    assert store_rows(path, "Account", result.run_id)[account]["Name"] == "edited seconds before the run"
+    assert not {deleted, hard_deleted} & store_rows(path, "Lead", result.run_id).keys()
 
 
 def test_feedcomment_is_compared_not_reread_and_its_edits_and_deletions_are_found(

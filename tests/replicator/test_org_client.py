@@ -262,3 +262,33 @@ def test_org_errors_are_the_common_roots_org_auth_and_budget_problems() -> None:
     assert isinstance(AuthenticationError("no"), OrgError)
     assert isinstance(BudgetExceeded("cap"), BudgetProblem) and isinstance(BudgetExceeded("cap"), OrgError)
     assert BudgetExceeded("cap").http_status == 429 and AuthenticationError("no").to_json()["kind"] == "auth"
+
+
+# --- SOAP undelete ------------------------------------------------------------------------------
+
+
+def test_undelete_brings_records_back_with_their_ids_and_fails_others_alone(emulator, client):
+    sf = emulator.sf()
+    kept = sf.Account.create({"Name": "Undelete me"})["id"]
+    child = sf.Contact.create({"LastName": "Kid", "AccountId": kept})["id"]
+    live = sf.Account.create({"Name": "Never deleted"})["id"]
+    sf.Account.delete(kept)
+    assert sf.query_all(f"SELECT Id FROM Account WHERE Id = '{kept}'")["totalSize"] == 0
+    before = emulator.control("GET", "ledger")["last_seq"]
+    results = client.undelete([kept, live])
+    counted = emulator.control("GET", f"ledger?since={before}")["summary"]["counted"]
+    assert counted == 1 and client.ledger.by_kind["soap"] == 1
+    assert results[0] == {"id": kept, "success": True, "errors": []}
+    assert results[1]["success"] is False and results[1]["errors"][0]["statusCode"] == "UNDELETE_FAILED"
+    assert sf.Account.get(kept)["Name"] == "Undelete me"
+    assert sf.Contact.get(child)["AccountId"] == kept  # the cascade-deleted child came back with it
+
+
+def test_undelete_after_the_session_expired_logs_in_again(emulator, client):
+    sf = emulator.sf()
+    gone = sf.Account.create({"Name": "Expired session"})["id"]
+    sf.Account.delete(gone)
+    client.login()
+    client.sf.session_id = "00Dexpired!token"
+    assert client.undelete([gone])[0]["success"] is True
+    assert client.ledger.relogins == 1

@@ -89,6 +89,7 @@ def test_an_empty_or_new_folder_is_claimed_and_a_marked_one_reopens(tmp_path: Pa
     assert (tmp_path / "new" / "store" / MARKER).is_file()
     empty = tmp_path / "empty"
     empty.mkdir()
+    (empty / "audit.jsonl").write_text("")  # commands before the first backup are audited there
     Repository(empty).open_write("backup", "daily", create=True).close()
     assert (empty / MARKER).is_file()
     # A store from before markers existed (its database, no marker) is recognised and marked.

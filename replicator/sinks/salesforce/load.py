@@ -7,6 +7,8 @@ Order of work (each rule from Salesforce's own behaviour or Keepit's restore rul
 2. the second pass ("relink"): deferred references set on the records just inserted, now that
    every record of a cycle exists;
 3. updates of records that still exist, sending only the fields that differ.
+Writes travel as sObject Collections packed five to a /composite call (1,000 records a call), inserts
+of a big object by Bulk API 2.0 ingest (transport.py decides; price.py counts the same).
 A failing record never stops the others; a failing call fails only its chunk. An expired budget or
 refused credentials stop the load (they would fail every later call too).
 """
@@ -29,11 +31,13 @@ from replicator.salesforce.client import (
     OrgClient,
     OrgError,
 )
-from replicator.sinks.salesforce import values
+from replicator.salesforce.composite import COMPOSITE_RECORDS, write_collections
+from replicator.sinks.salesforce import bulk, values
 from replicator.sinks.salesforce.chunks import chunks
 from replicator.sinks.salesforce.model import CHANGED, Action, IdMap, LoadPlan, ObjectStep, Outcome
 from replicator.sinks.salesforce.price import DOCUMENT_OBJECT
 from replicator.sinks.salesforce.remap import remap
+from replicator.sinks.salesforce.transport import insert_chunk, insert_transport
 from replicator.store.blobs import BlobError
 
 __all__ = ["LoadResult", "load"]
@@ -86,6 +90,7 @@ class _Loader:
         for o in outcomes:
             key = "failed" if o.status == "failed" else "skipped" if o.status == "skipped" else {
                 "insert": "inserted", "update": "updated", "undelete": "undeleted", "relink": "relinked",
+                "delete": "deleted",
             }[o.action]
             self.counts[o.sobject][key] += 1
         if outcomes:
@@ -104,7 +109,9 @@ class _Loader:
         outcomes = []
         for source, target, answer in zip(source_ids, target_ids, answers, strict=True):
             if answer.get("success"):
-                outcomes.append(Outcome(step.sobject, source, answer.get("id") or target, action, "ok"))
+                # an upsert that found its key updated the existing record instead of inserting
+                done: Action = "update" if action == "insert" and answer.get("created") is False else action
+                outcomes.append(Outcome(step.sobject, source, answer.get("id") or target, done, "ok"))
             else:
                 error = (answer.get("errors") or [{}])[0]
                 outcomes.append(Outcome(step.sobject, source, target, action, "failed",
@@ -129,7 +136,8 @@ class _Loader:
             return
         deferred = {r.field for r in step.references if r.deferred}
         send = tuple(f for f in step.fields if f not in deferred)
-        for chunk in chunks(step.inserts(), COLLECTION_RECORDS):
+        size = insert_chunk(step.sobject, step.insert_count, bool(step.upsert_key))
+        for chunk in chunks(step.inserts(), size):
             originals = chunk.to_pylist()
             rows = remap(chunk, step.references, self.id_map).to_pylist()
             if step.sobject == DOCUMENT_OBJECT:
@@ -162,10 +170,20 @@ class _Loader:
                 outcomes[at] = Outcome(step.sobject, originals[at]["Id"], None, "insert", "failed",
                                        "BODY_UNAVAILABLE", f"file body not available: {exc}")
         sent = self._results(step, "insert", [originals[i]["Id"] for i in positions], [None] * len(positions),
-                             lambda: self.client.create_records(records)) if records else []
+                             lambda: self._send(step, records, send)) if records else []
         for at, outcome in zip(positions, sent, strict=True):
             outcomes[at] = outcome
         return [o for o in outcomes if o is not None]
+
+    def _send(self, step: ObjectStep, records: list[dict[str, Any]],
+              send: tuple[str, ...]) -> list[dict[str, Any]]:
+        """One chunk of inserts (or upserts by the step's external id) by the transport its object's
+        size calls for (price.py counts the same)."""
+        if step.upsert_key:
+            return self.client.upsert_records(step.sobject, step.upsert_key, records)
+        if insert_transport(step.sobject, step.insert_count, bool(step.upsert_key)) == "bulk2":
+            return bulk.insert_records(self.client, step.sobject, send, records)
+        return write_collections(self.client, "POST", records)
 
     def _map_documents(self, made: list[tuple[Outcome, dict[str, Any]]]) -> None:
         """The ContentDocuments the new versions created, mapped from the source documents."""
@@ -179,19 +197,23 @@ class _Loader:
 
     def _relink(self, step: ObjectStep) -> None:
         pending = self.relinks.pop(step.sobject, [])
-        for at in range(0, len(pending), COLLECTION_RECORDS):
-            part = pending[at:at + COLLECTION_RECORDS]
+        for at in range(0, len(pending), COMPOSITE_RECORDS):
+            part = pending[at:at + COMPOSITE_RECORDS]
             known = self.id_map.lookup(sorted({v for _, _, refs in part for v in refs.values()}))
             records = [{"attributes": {"type": step.sobject}, "Id": target,
                         **{f: known.get(v, v) for f, v in refs.items()}} for _, target, refs in part]
             self._report(self._results(step, "relink", [s for s, _, _ in part], [t for _, t, _ in part],
-                                       lambda records=records: self.client.update_records(records)))
+                                       lambda records=records: self._patch(records)))
+
+    def _patch(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Updates, 1,000 a call (Collections packed in /composite)."""
+        return write_collections(self.client, "PATCH", records)
 
     def _update(self, step: ObjectStep) -> None:
         """Existing records: only each row's CHANGED fields are sent (nulls included: they clear)."""
         if step.updates is None:
             return
-        for chunk in chunks(step.updates(), COLLECTION_RECORDS):
+        for chunk in chunks(step.updates(), COMPOSITE_RECORDS):
             rows = remap(chunk, step.references, self.id_map).to_pylist()
             records = []
             for row in rows:
@@ -201,7 +223,7 @@ class _Loader:
                 records.append(rec)
             ids = [r["Id"] for r in rows]
             self._report(self._results(step, "update", ids, list(ids),
-                                       lambda records=records: self.client.update_records(records)))
+                                       lambda records=records: self._patch(records)))
 
 
 _PAIRS = pa.schema([("source_id", pa.string()), ("target_id", pa.string())])

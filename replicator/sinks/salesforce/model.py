@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 
 import pyarrow as pa
 
-Action = Literal["undelete", "insert", "update", "relink", "skip"]
+Action = Literal["undelete", "insert", "update", "relink", "skip", "delete"]
 Status = Literal["ok", "failed", "skipped"]
 Batches = Callable[[], Iterator[pa.RecordBatch]]
 
@@ -46,6 +46,7 @@ class ObjectStep:
     updates: Batches | None = None  # rows: "Id" (existing in target) + fields + CHANGED
     update_count: int = 0
     skipped: tuple[str, ...] = ()  # Ids left alone (unchanged SystemModstamp): reported, not sent
+    upsert_key: str | None = None  # inserts go as upserts by this external id field (seed --method upsert)
 
 
 @dataclass(frozen=True)

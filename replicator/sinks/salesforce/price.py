@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from replicator.salesforce.client import COLLECTION_RECORDS
 from replicator.sinks.salesforce.model import LoadPlan, ObjectStep
+from replicator.sinks.salesforce.transport import insert_calls, insert_transport, write_calls
 
 # ContentVersion inserts cost one more query per chunk: the new ContentDocumentIds, which
 # ContentDocumentLink rows must point at.
@@ -32,6 +33,7 @@ class Pricing:
 
 
 def _calls(n: int) -> int:
+    """Undeletes (SOAP) and the document lookups of new file versions: 200 a call."""
     return math.ceil(n / COLLECTION_RECORDS)
 
 
@@ -55,10 +57,12 @@ def price(plan: LoadPlan) -> Pricing:
     """The calls `load` will make for `plan`, per object."""
     per: Counter[str] = Counter()
     for step in plan.steps:
-        calls = _calls(len(step.undelete)) + _calls(step.insert_count) + _calls(step.update_count)
+        inserts = insert_calls(step.sobject, step.insert_count, bool(step.upsert_key))
+        calls = _calls(len(step.undelete)) + inserts + write_calls(step.update_count)
         if step.sobject == DOCUMENT_OBJECT:
             calls += _calls(step.insert_count)
-        calls += _calls(relink_count(step))
+        calls += write_calls(relink_count(step))
         per[step.sobject] += calls
     return Pricing(calls=sum(per.values()), per_object=dict(per),
-                   transport={step.sobject: "collections" for step in plan.steps})
+                   transport={s.sobject: insert_transport(s.sobject, s.insert_count, bool(s.upsert_key))
+                              for s in plan.steps})
