@@ -12,6 +12,7 @@ import logging
 import time
 import traceback
 from collections.abc import AsyncIterator, Iterable
+from email.utils import format_datetime
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -160,6 +161,8 @@ class Emulator:
                           session.username if session else None, kind)
         if path.startswith(("/services/data/", "/services/async/")):
             response.headers["Sforce-Limit-Info"] = org.limits.header()
+        # the org's clock, as Salesforce's Date header: clients learn its time from any answer
+        response.headers["Date"] = format_datetime(org.clock.now(), usegmt=True)
         if route is not None and route.kind in API_KINDS:
             response = self._maybe_cut(response)
         return response

@@ -251,7 +251,9 @@ def _update(store: Store, gen: Generator, obj: SObject, stamps: np.ndarray, rng:
         if value is not None:
             cols[f.name] = value
     sets = [f"{quote(c)} = u.{quote(c)}" for c in cols if c not in ("Id", "_ts")]
-    sets += [f'{quote(c)} = u."_ts"' for c in ("LastModifiedDate", "SystemModstamp") if obj.field(c)]
+    # an edit moves the stamps; on feed objects (FeedComment has no stamp) LastEditDate too
+    sets += [f'{quote(c)} = u."_ts"' for c in ("LastModifiedDate", "SystemModstamp", "LastEditDate")
+             if obj.field(c)]
     cur = store.cursor()
     cur.register("_upd", pa.table(cols))
     try:

@@ -47,7 +47,8 @@ class CanonicalHeaders:
             if message["type"] == "http.response.start":
                 headers = [(canonical(name.decode("latin-1")).encode("latin-1"), value)
                            for name, value in message.get("headers", [])]
-                headers.append((b"Date", formatdate(usegmt=True).encode("latin-1")))
+                if not any(name == b"Date" for name, _ in headers):  # the app's: the org's clock
+                    headers.append((b"Date", formatdate(usegmt=True).encode("latin-1")))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -11,16 +11,21 @@ to reconcile, purged ids, records to re-read); the run sequences it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
+from replicator.backup.probe import Figures
 from replicator.config import Secret
 from replicator.progress import Progress
+from replicator.salesforce import soql
 from replicator.salesforce.catalog import ObjectPlan
+from replicator.salesforce.client import OrgClient
 from replicator.sources.salesforce import DELETED_SUFFIX, STAGING_DATASET, connect_staging
 from replicator.store.reads import Reads
 from replicator.store.schema import quote
@@ -104,6 +109,83 @@ def reconcile(store: SnapshotStore, plans: list[ObjectPlan], staging: Path,
     return found
 
 
+def stage_deletions(staging: Path, deletions: Mapping[str, Sequence[tuple[str, str]]],
+                    key: Secret | None = None) -> None:
+    """Stage the ids the probe's /deleted windows reported as "<Object>__deleted" rows.
+
+    The windows chain from run to run, so they hold every deletion since the last run (hard deletes
+    and purges included), while the extract's own /deleted starts at the object's newest stamp and
+    is skipped when that is older than the resource keeps.
+    """
+    if not deletions:
+        return
+    con = connect_staging(staging, key)
+    try:
+        for name, rows in deletions.items():
+            table = _staged(name + DELETED_SUFFIX)
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(STAGING_DATASET)}")
+            con.execute(f'CREATE TABLE IF NOT EXISTS {table} ("Id" VARCHAR, deleted_at TIMESTAMPTZ)')
+            con.executemany(f"INSERT INTO {table} VALUES (?, ?::TIMESTAMPTZ)",
+                            [[rid, when.replace("+0000", "+00:00")] for rid, when in rows])
+    finally:
+        con.close()
+
+
+def held_figures(reads: Reads, plan: ObjectPlan) -> Figures | None:
+    """The store's Figures of an object without a cursor (None: no edit fields, or never stored)."""
+    fields = plan.edit_fields
+    if not fields or plan.name not in reads.objects() or not set(fields) <= set(reads.fields(plan.name)):
+        return None
+    newest = ", ".join(f"max({quote(n)})" for n in fields)
+    row = reads.read(f"SELECT count(*), {newest} FROM hist.{quote(plan.name)} "
+                     "WHERE _valid_to IS NULL AND NOT _deleted").to_pylist()[0]
+    values = list(row.values())
+    return Figures(int(values[0]), tuple(values[1:]))
+
+
+def reconcile_ids(client: OrgClient, store: SnapshotStore, plan: ObjectPlan, staging: Path) -> int:
+    """Ids the store holds live that the org no longer has (queryAll: live and recycle bin) become
+    "<Object>__deleted" rows; returns how many.
+
+    For an object whose /deleted cannot list every deletion since the last run: only ids are read
+    (Bulk for a large object), page by page into a temporary table, never whole records.
+    """
+    text = f"SELECT Id FROM {soql.name(plan.name)}"
+    con = connect_staging(staging, store.db.key)
+    try:
+        con.execute('CREATE TEMP TABLE org_ids ("Id" VARCHAR)')
+        for page in _id_pages(client, text, bulk=plan.method == "bulk"):
+            con.register("org_page", page)
+            con.execute('INSERT INTO org_ids SELECT "Id" FROM org_page')
+            con.unregister("org_page")
+        current = f'SELECT "Id", _deleted FROM hist.{quote(plan.name)} WHERE _valid_to IS NULL'
+        held = (store.reads.read(current) if plan.name in store.reads.objects()
+                else pa.table({"Id": pa.array([], pa.string()), "_deleted": pa.array([], pa.bool_())}))
+        con.register("held_ids", held)
+        staged = (f'AND h."Id" NOT IN (SELECT "Id" FROM {_staged(plan.name)})'
+                  if _has_table(con, plan.name) else "")
+        con.execute(f'CREATE TEMP TABLE gone AS SELECT h."Id", h._deleted FROM held_ids h '
+                    f'WHERE h."Id" NOT IN (SELECT "Id" FROM org_ids) {staged}')
+        # held as deleted too: purged since, so lookups to them were emptied (exactness.referencing)
+        deleted = _staged(plan.name + DELETED_SUFFIX)
+        con.execute(f'CREATE TABLE IF NOT EXISTS {deleted} ("Id" VARCHAR, deleted_at TIMESTAMPTZ)')
+        con.execute(f'INSERT INTO {deleted} SELECT "Id", ?::TIMESTAMPTZ FROM gone', [datetime.now(UTC)])
+        row = con.execute("SELECT count(*) FILTER (WHERE NOT _deleted) FROM gone").fetchone()
+        return int(row[0]) if row else 0
+    finally:
+        con.close()
+
+
+def _id_pages(client: OrgClient, text: str, *, bulk: bool) -> Iterable[pa.Table]:
+    if bulk:
+        for page in client.bulk_query(text, include_deleted=True):
+            yield pa_csv.read_csv(pa.BufferReader(page), convert_options=pa_csv.ConvertOptions(
+                column_types={"Id": pa.string()}))
+    else:
+        for records in client.query_pages(text, include_deleted=True):
+            yield pa.table({"Id": pa.array([r["Id"] for r in records], pa.string())})
+
+
 def purged_ids(staging: Path, plans: Iterable[ObjectPlan], key: Secret | None = None) -> dict[str, list[str]]:
     """Ids /deleted reported that the queryAll read did not return: removed for good (hard delete).
 
@@ -146,7 +228,7 @@ def referencing(reads: Reads, plans: Iterable[ObjectPlan],
                   if f.type == "reference" and set(f.reference_to) & purged.keys()]
         if not fields:
             continue
-        test = " OR ".join(f"list_contains(?, {quote(f)})" for f in fields)
+        test = " OR ".join(f"{quote(f)} IN (SELECT unnest(?::VARCHAR[]))" for f in fields)  # hashed
         table = reads.read(f'SELECT "Id" FROM hist.{quote(plan.name)} '
                            f"WHERE _valid_to IS NULL AND NOT _deleted AND ({test})", [every] * len(fields))
         ids = table.column(0).to_pylist()

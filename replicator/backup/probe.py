@@ -19,29 +19,40 @@ commits an earlier stamp). An object is extracted unless its probe proves "no ch
   cannot see documents in the recycle bin);
 * planned but empty ("no records" in the cached plan): `/updated` (or a COUNT() before the object
   has a watermark); records there invalidate the cached plan, which is then rebuilt;
-* no cursor at all (FeedComment: edits and undeletes move no stamp, so the object is read whole
-  and compared every run), no watermark yet, a `--full` run, or any answer that is not a clean
-  200: extracted.
+* no cursor (FeedComment: no SystemModstamp): `SELECT COUNT(Id), MAX(CreatedDate),
+  MAX(LastEditDate)` compared with the same figures of the store's live records, plus `/deleted`;
+  an insert moves the count and CreatedDate, an edit LastEditDate, a deletion the count and
+  /deleted (Salesforce cannot undelete a FeedComment; a delete and an undelete in the emulator
+  still show in /deleted). When any differs the object is read whole and compared field by field;
+* no watermark yet, a `--full` run, or any answer that is not a clean 200: extracted.
 
-A window ends at latestDateCovered (the last whole minute on Salesforce), so a change made in the
-minute before a probe is reported by the next run's probe, never lost. A changed object's next
-watermark is the probe's earliest latestDateCovered (taken before its extract), so it is read
-once more by the next run if the change fell in that minute; the store's dedup makes that free.
+A window ends at latestDateCovered, a whole minute on Salesforce, so before probing an incremental
+run waits until the org's clock (the Date header of its answers, no API call) has passed the whole
+minute after the run's start (at most a minute): every change made before the run started is then
+inside the windows, and a window that still ends before that minute (a change log lagging behind
+a long transaction) proves nothing. The next windows start where these ended.
+
+Each /deleted window also tells the run which ids were deleted (staged as deletions, whatever the
+age of the object's newest record) and whether its log still reaches back to the watermark:
+earliestDateAvailable after it (records were removed for good since: hard delete, emptied recycle
+bin) or a window refused as too old means deletions may have left no trace, and the run compares
+the object's ids with the org's (exactness.reconcile_ids).
 
 Every probe is a GET that /composite carries (sObject resources and queries), so one API call
 holds 25 of them, at most 5 of them queries; a describeGlobal with `If-Modified-Since` rides along
-and a 304 keeps the cached plan (no describes). An org of 50 unchanged objects costs 5 API calls,
-plus the whole read of its objects without a cursor.
+and a 304 keeps the cached plan (no describes). An org of 50 unchanged objects costs 5 API calls.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import quote_plus
 
+from replicator.progress import Progress
 from replicator.salesforce import soql
 from replicator.salesforce.catalog import ObjectPlan
 from replicator.salesforce.client import soql_datetime
@@ -49,9 +60,63 @@ from replicator.salesforce.composite import Answer, Batcher, is_query
 
 REPLICATION_DAYS = 30  # /updated accepts a start at most 30 days back
 STAMP = "SystemModstamp"  # the field Salesforce's replication resources read
+TOO_OLD = "INVALID_REPLICATION_DATE"  # a window starting before what the resource keeps
+
+
+# --- objects without a stamp: the store's figures ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    """An object's live records in a few numbers: how many, and the newest value of each edit field.
+
+    For an object without SystemModstamp (FeedComment) these are what a change moves: an insert
+    the count and CreatedDate, an edit LastEditDate, a deletion the count (and /deleted).
+    """
+
+    count: int
+    newest: tuple[datetime | None, ...]
+
+
+def figures_query(plan: ObjectPlan) -> str:
+    """SELECT COUNT(Id) and MAX() of each edit field of the live records."""
+    newest = ", ".join(f"MAX({soql.name(n)})" for n in plan.edit_fields)
+    return "query/?q=" + quote_plus(f"SELECT COUNT(Id), {newest} FROM {soql.name(plan.name)}")
+
+
+def _org_figures(body: Any, width: int) -> Figures | None:
+    """The figures of a figures_query answer (aggregate aliases expr0, expr1, ...)."""
+    try:
+        row = body["records"][0]
+        values = [row[f"expr{i}"] for i in range(width + 1)]
+        return Figures(int(values[0]), tuple(_parse_sf_time(v) if v else None for v in values[1:]))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _unchanged(found: Figures | None, held: Figures, since: datetime) -> bool:
+    """The org's figures equal the store's, and every held value predates the window's start.
+
+    A value at or after the start may have been stamped in the same instant as a later edit, so
+    only values older than the last read prove that nothing moved since.
+    """
+    if found is None or found.count != held.count:
+        return False
+    pairs = list(zip(found.newest, held.newest, strict=True))
+    return all(_ms(a) == _ms(b) and (b is None or b < since) for a, b in pairs)
+
+
+def _ms(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 # --- the probe -----------------------------------------------------------------------------------
+
+
+class OrgClock(Protocol):
+    """The org's clock as its answers tell it (OrgClient.org_time)."""
+
+    def org_time(self) -> datetime | None: ...
 
 
 class ProbeState(Protocol):
@@ -73,6 +138,12 @@ class Probe:
     covered: dict[str, str] = field(default_factory=dict)  # object -> next watermark (ISO)
     dormant: set[str] = field(default_factory=set)  # planned-empty objects proven still empty
     org_now: datetime | None = None  # the org's clock as the probe saw it (earliest latestDateCovered)
+    # object -> (Id, deletedDate) /deleted reported in the object's window: the run stages them, so
+    # deletions since the last run are applied whatever the age of the object's newest record
+    deletions: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # object -> why /deleted cannot list every deletion since its watermark (purged log, too old):
+    # the run compares the object's ids with the org's (exactness.reconcile_ids)
+    gaps: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -118,20 +189,57 @@ def dormant_plans(plans: Iterable[ObjectPlan]) -> list[ObjectPlan]:
     return [p for p in plans if not p.included and p.records == 0 and p.fields]
 
 
+def change_log_target(start: datetime) -> datetime:
+    """The first whole minute a window must reach to cover every change made before `start`.
+
+    `start` is the org's Date header (whole seconds, so the true moment lies within the second
+    after it); windows end at whole minutes, so they must end at the minute after that second.
+    """
+    latest = start + timedelta(seconds=1)
+    return latest.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def wait_for_change_log(client: OrgClock, progress: Progress) -> datetime | None:
+    """Wait until the org's change log covers the run's start; return the minute it must reach.
+
+    /updated and /deleted report whole minutes only, so a record edited seconds before the run
+    would otherwise be reported by the next run. Waiting (at most a minute, no API call: the
+    clock comes from the Date header of the org's answers) makes the probe exact up to the moment
+    the run started. None when the org tells no time (then the probe is exact to the last minute).
+    """
+    now = client.org_time()
+    if now is None:
+        return None
+    target = change_log_target(now)
+    pause = (target - now).total_seconds()
+    if pause > 0:
+        progress.phase(f"waiting {pause:.0f} s for the org's change log to pass the run's start")
+        time.sleep(pause)
+    return target
+
+
 def probe(batcher: Batcher, state: ProbeState, plans: Sequence[ObjectPlan], selected: Sequence[ObjectPlan],
-          cursors: Mapping[str, datetime | None], full: bool) -> Probe:
+          full: bool, *, start: datetime | None = None, covers: datetime | None = None,
+          held: Mapping[str, Figures] | None = None) -> Probe:
     """Ask, in /composite calls, which of `selected` changed since their watermarks (module docstring).
 
-    `plans` is the whole cached plan (its planned-empty objects are probed too); `cursors` are the
-    store's, used only to learn the org's clock on a run where no object has a watermark yet.
+    `plans` is the whole cached plan (its planned-empty objects are probed too). `start` is the
+    org's clock as the run began (OrgClient.org_time): with no window to ask (a first run), its
+    whole minute is where the extracted objects' next windows start. `covers`
+    (wait_for_change_log): a window that ends before it proves nothing, the object is extracted
+    (the org's change log may lag behind its clock during long transactions). `held`: the store's
+    Figures of objects without a cursor; those are compared instead of read whole.
     """
+    held = held or {}
     asks: list[tuple[ObjectPlan, str, list[str]]] = []
     for plan in selected:
         mark = state.watermarks.get(plan.name)
-        if mark is None or plan.cursor is None:
+        if mark is None or (plan.cursor is None and plan.name not in held):
             continue  # extracted anyway
         since = datetime.fromisoformat(mark)
-        if plan.cursor == STAMP and plan.filter_by is None:
+        if plan.cursor is None:
+            asks.append((plan, "figures", [figures_query(plan), _window(plan, "deleted", since)]))
+        elif plan.cursor == STAMP and plan.filter_by is None:
             asks.append((plan, "replication", [_window(plan, k, since) for k in ("updated", "deleted")]))
         elif plan.filter_by is None:
             asks.append((plan, "count", [count_query(plan, since), _window(plan, "deleted", since)]))
@@ -143,7 +251,7 @@ def probe(batcher: Batcher, state: ProbeState, plans: Sequence[ObjectPlan], sele
             asks.append((plan, "dormant", [_window(plan, "updated", datetime.fromisoformat(mark))]))
         else:
             asks.append((plan, "dormant-count", [count_query(plan, None)]))
-    windows = [u for _, _, us in asks for u in us if not is_query(u)] or _clock(selected, cursors)
+    windows = [u for _, _, us in asks for u in us if not is_query(u)]
     counts = [u for _, _, us in asks for u in us if is_query(u)]
     # Windows go first: every COUNT() then runs after the earliest latestDateCovered was taken, so
     # the watermark a counted object borrows from it (org_now) never lies after the count's moment.
@@ -152,39 +260,50 @@ def probe(batcher: Batcher, state: ProbeState, plans: Sequence[ObjectPlan], sele
     urls = [describe_global, *((u, {}) for u in windows + counts)]
     position = {u: i for i, (u, _) in enumerate(urls)}
     asked = [_Asked(plan, kind, [position[u] for u in us]) for plan, kind, us in asks]
-    return _read(batcher.get_many(urls), asked, state, selected, full)
-
-
-def _clock(selected: Sequence[ObjectPlan], cursors: Mapping[str, datetime | None]) -> list[str]:
-    """No window to ask yet: one /updated from the newest stamp the store holds, for latestDateCovered."""
-    known = [(c, p) for p in selected if p.cursor == STAMP and (c := cursors.get(p.name)) is not None]
-    if not known:
-        return []
-    newest, plan = max(known, key=lambda cp: cp[0])
-    return [_window(plan, "updated", newest)]
+    clock = start.replace(second=0, microsecond=0) if start is not None else None
+    return _read(batcher.get_many(urls), asked, state, selected, full, clock, covers, held)
 
 
 def _read(answers: list[Answer], asked: list[_Asked], state: ProbeState, selected: Sequence[ObjectPlan],
-          full: bool) -> Probe:
+          full: bool, clock: datetime | None, covers: datetime | None,
+          held: Mapping[str, Figures]) -> Probe:
     status, _body, headers = answers[0]
-    covers = [_parse_sf_time(body["latestDateCovered"]) for code, body, _ in answers[1:]
-              if code == 200 and isinstance(body, dict) and "latestDateCovered" in body]
-    org_now = min(covers) if covers else None
+    ends = [_parse_sf_time(body["latestDateCovered"]) for code, body, _ in answers[1:]
+            if code == 200 and isinstance(body, dict) and "latestDateCovered" in body]
+    org_now = min(ends) if ends else clock
     unchanged: set[str] = set()
     covered: dict[str, str] = {}
     dormant: set[str] = set()
+    deletions: dict[str, list[tuple[str, str]]] = {}
+    gaps: dict[str, str] = {}
     awake = False
     for item in asked:
         replies = [answers[i] for i in item.at]
+        for code, body, _ in replies:
+            if code == 200 and isinstance(body, dict) and body.get("deletedRecords"):
+                deletions[item.plan.name] = [(r["id"], r["deletedDate"]) for r in body["deletedRecords"]]
+        if not item.kind.startswith("dormant") and (gap := _gap(replies, state.watermarks[item.plan.name])):
+            gaps[item.plan.name] = gap
+            continue  # extracted, and its ids compared with the org's
         if any(code != 200 for code, _, _ in replies):
             # window too old, resource refused...: the extract decides; a planned-empty object
             # loses its watermark (a COUNT() asks next time), or the plan is rebuilt if that failed
             awake = awake or item.kind == "dormant-count"
             continue
         bodies = [body for _, body, _ in replies]
-        quiet = all(_empty(body) for body in bodies)
+        if item.kind == "figures":
+            name = item.plan.name
+            found = _org_figures(bodies[0], len(item.plan.edit_fields))
+            quiet = _unchanged(found, held[name], datetime.fromisoformat(state.watermarks[name])) and _empty(
+                bodies[1])
+            bodies = bodies[1:]  # the aggregate tells no latestDateCovered
+        else:
+            quiet = all(_empty(body) for body in bodies)
         own = [_parse_sf_time(b["latestDateCovered"]) for b in bodies if "latestDateCovered" in b]
         until = min(own) if own else org_now
+        if covers is not None and until is not None and until < covers:
+            awake = awake or item.kind.startswith("dormant")
+            continue  # the window stops short of the run's start: the extract decides
         if item.kind.startswith("dormant"):
             if not quiet:
                 awake = True
@@ -205,7 +324,25 @@ def _read(answers: list[Answer], asked: list[_Asked], state: ProbeState, selecte
         covered.update({name: org_now.isoformat() for name in changed})
     return Probe(plan_valid=status == 304 and not awake, last_modified=headers.get("last-modified")
                  or state.last_modified, changed=changed, unchanged=unchanged, covered=covered,
-                 dormant=dormant, org_now=org_now)
+                 dormant=dormant, org_now=org_now, deletions=deletions, gaps=gaps)
+
+
+def _gap(replies: list[Answer], mark: str) -> str | None:
+    """Why deletions since `mark` may be missing from /deleted, or None when it lists them all.
+
+    Salesforce's earliestDateAvailable is when records of the object were last removed for good
+    (or the 15-day horizon of its deletion log); one at or after the watermark, or a window the org
+    refuses as too old (INVALID_REPLICATION_DATE), means deletions may have left no trace.
+    """
+    since = datetime.fromisoformat(mark)
+    for code, body, _ in replies:
+        if code == 200 and isinstance(body, dict) and body.get("earliestDateAvailable"):
+            earliest = _parse_sf_time(body["earliestDateAvailable"])
+            if earliest >= since:  # whole minutes: a removal in the watermark's own minute counts
+                return f"its deletion log starts at {earliest:%Y-%m-%d %H:%M} UTC, after the last run"
+        elif isinstance(body, list) and TOO_OLD in (e.get("errorCode") for e in body if isinstance(e, dict)):
+            return "its deletion log no longer reaches back to the last run"
+    return None
 
 
 def _empty(body: Any) -> bool:

@@ -10,12 +10,14 @@ Everything it calls is a source or a sink; this file only sequences them.
 The "nothing changed" fast path (replicator/backup/probe.py): before extracting, a run asks the org in a
 few /composite calls which objects changed since the previous run's watermarks and whether the
 cached plan still holds; only changed objects are extracted and counted. An org of 50 unchanged
-objects costs 5 API calls, plus the whole read of objects without a cursor.
+objects costs 5 API calls (after waiting, at most a minute, for the org's minute-wide change log to
+pass the run's start, so a change made just before the run is in it).
 
 Where an incremental read cannot be trusted, the run reads whole and compares every field
-(replicator/backup/exactness.py): objects without a cursor, a changed schema, `--full` and the
-periodic full read, a count that would differ from the org's; and it re-reads by Id the records
-whose lookups pointed at records purged since the last run.
+(replicator/backup/exactness.py): objects without a cursor whose figures changed, a changed
+schema, `--full` and the periodic full read, a count that would differ from the org's; it compares
+ids only where Salesforce's deletion log no longer reaches back to the last run; and it re-reads by
+Id the records whose lookups pointed at records purged since the last run.
 """
 
 from __future__ import annotations
@@ -33,8 +35,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from replicator.backup.exactness import full_due, purged_ids, reconcile, referencing, schema_changes
-from replicator.backup.probe import Probe, next_watermarks, probe
+from replicator.backup.exactness import (
+    full_due,
+    held_figures,
+    purged_ids,
+    reconcile,
+    reconcile_ids,
+    referencing,
+    schema_changes,
+    stage_deletions,
+)
+from replicator.backup.probe import Probe, next_watermarks, probe, wait_for_change_log
 from replicator.config import Config, ConfigError, JobSettings
 from replicator.errors import InvalidInput, StorageProblem
 from replicator.progress import Progress, Silent
@@ -402,8 +413,15 @@ class _Run:
         cached = bool(self.state.plans)
         plans = self.state.object_plans() if cached else self._plan()
         cursors = {p.name: self.store.reads.cursor(p.name) for p in plans if p.included}
+        start = self.client.org_time()  # the org's clock as the run starts
+        # a change made seconds before the run is in it: wait for the org's minute-wide change log
+        covers = None if self.full or not self.state.watermarks else wait_for_change_log(self.client,
+                                                                                        self.progress)
         self.progress.phase("probe")
-        found = probe(self.batcher, self.state, plans, _described(self._selected(plans)), cursors, self.full)
+        asked = _described(self._selected(plans))
+        held = {p.name: f for p in asked if (f := held_figures(self.store.reads, p))}
+        found = probe(self.batcher, self.state, plans, asked, self.full, start=start, covers=covers,
+                      held=held)
         if cached and not found.plan_valid:
             plans = self._plan()
             cursors = {p.name: self.store.reads.cursor(p.name) for p in plans if p.included}
@@ -425,6 +443,11 @@ class _Run:
         org_now = max((datetime.fromisoformat(c) for c in found.covered.values()), default=datetime.now(UTC))
         self.run_ts = max(org_now, datetime.now(UTC))
         sections = self._extract(todo, cursors, whole, staging)
+        done = {s.object for s in sections if s.status == "ok"}
+        stage_deletions(staging, {n: ids for n, ids in found.deletions.items() if n in done},
+                        self.repository.key)
+        self._gaps({n: why for n, why in found.gaps.items() if n in done and n not in whole}, todo, sections,
+                   staging)
         cap_hit = _mark_api_cap(sections)
         for s in sections:
             if s.object in events:
@@ -537,6 +560,19 @@ class _Run:
             if by_name[name] not in ok_plans:
                 ok_plans.append(by_name[name])
         return set(touched)
+
+    def _gaps(self, gaps: dict[str, str], plans: list[ObjectPlan], sections: list[Any],
+              staging: Path) -> None:
+        """Objects whose /deleted may miss deletions since the last run: their ids compared with the org's."""
+        for plan in (p for p in plans if p.name in gaps):
+            section = next(s for s in sections if s.object == plan.name)
+            try:
+                n = reconcile_ids(self.client, self.store, plan, staging)
+            except OrgError as exc:
+                section.status, section.message = "failed", f"ids could not be compared with the org: {exc}"
+                continue
+            section.message = _joined(section.message, f"{gaps[plan.name]}: ids compared with the org, "
+                                      f"{n} deleted")
 
     def _reconcile(self, plans: list[ObjectPlan], staging: Path) -> None:
         """Objects read whole: ids the store holds that the read did not return become deletions."""

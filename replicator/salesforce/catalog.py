@@ -64,6 +64,9 @@ class FieldPlan:
     reference_to: list[str] = field(default_factory=list)
 
 
+EDIT_FIELDS = ("CreatedDate", "LastEditDate")  # what an insert or an edit moves on FeedComment
+
+
 @dataclass
 class ObjectPlan:
     """The decision for one sObject."""
@@ -85,11 +88,22 @@ class ObjectPlan:
         return [f for f in self.fields if f.included]
 
     @property
+    def edit_fields(self) -> list[str]:
+        """Without a cursor: the datetimes a change moves (FeedComment: CreatedDate, LastEditDate)."""
+        if self.cursor is not None or self.filter_by is not None:
+            return []
+        names = {f.name for f in self.included_fields}
+        return [n for n in EDIT_FIELDS if n in names]
+
+    @property
     def change_strategy(self) -> str:
         """How a run finds this object's changes, in words: the catalog shows it so admins can judge it."""
+        whole = "read whole, every field compared, ids the org no longer has become deletions"
+        if self.edit_fields:
+            return (f"no SystemModstamp: its COUNT() and newest {' and '.join(self.edit_fields)} compared "
+                    f"with the store's, plus /deleted, each run; when any differs, {whole}")
         if self.cursor is None:
-            return ("no SystemModstamp or LastModifiedDate: read whole every run, every field compared, "
-                    "ids the org no longer has become deletions")
+            return f"no SystemModstamp or LastModifiedDate: {whole} every run"
         how = f"records whose {self.cursor} moved since the last run"
         if self.cursor != "SystemModstamp":
             how += " (no SystemModstamp: changes that only move it are seen by the periodic full read)"

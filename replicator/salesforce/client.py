@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -138,6 +139,7 @@ class OrgClient:
         self.http.verify = str(settings.ca_bundle) if settings.ca_bundle else True
         self.http.hooks["response"].append(self._observe)
         self._sf: Salesforce | None = None
+        self._org_date: tuple[datetime, float] | None = None  # last Date header, monotonic time seen
 
     # --- authentication --------------------------------------------------------------------
 
@@ -257,6 +259,25 @@ class OrgClient:
         usage = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
         if usage:
             self.ledger.used, self.ledger.max = int(usage.group(1)), int(usage.group(2))
+        try:
+            said = parsedate_to_datetime(response.headers["Date"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if said.tzinfo is not None:
+            self._org_date = (said.astimezone(UTC), time.monotonic())
+
+    def org_time(self) -> datetime | None:
+        """The org's clock now, from the Date header of its last answer (logging in if none yet).
+
+        Exact to the second the header carries: the org's time lies within a second after this
+        value. None when the org sends no Date header.
+        """
+        if self._org_date is None:
+            self.sf  # noqa: B018  (the login's answer carries the first Date)
+        if self._org_date is None:
+            return None
+        said, seen = self._org_date
+        return said + timedelta(seconds=time.monotonic() - seen)
 
     def check_budget(self) -> None:
         """Refuse to spend more calls once the org's usage reached the job's cap."""

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from sfemu.org import EmulatedOrg
 
 AUDIT_STAMPS = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
+# feed objects (FeedComment has neither of the stamps above): an edit sets when and by whom
+EDIT_STAMP, EDIT_USER = "LastEditDate", "LastEditById"
 AUDIT_USERS = ("CreatedById", "LastModifiedById")
 NO_SUCH_COLUMN = "No such column '{field}' on sobject of type {obj}"
 NOT_WRITABLE = (
@@ -367,10 +369,10 @@ class Save:
             supplied = {f.name: self._col(col) for col, f in self.supplied.items()}
             for f in obj.stored_fields:
                 k = supplied.get(f.name)
-                if f.system and f.name in ("LastModifiedDate", "SystemModstamp"):
+                if (f.system and f.name in ("LastModifiedDate", "SystemModstamp")) or f.name == EDIT_STAMP:
                     params.append(self.stamp)
                     exprs.append(f"CAST(? AS TIMESTAMP) AS {quote(f.name)}")
-                elif f.system and f.name == "LastModifiedById":
+                elif (f.system and f.name == "LastModifiedById") or f.name == EDIT_USER:
                     params.append(self.user_id)
                     exprs.append(f"CAST(? AS VARCHAR) AS {quote(f.name)}")
                 elif k is None:

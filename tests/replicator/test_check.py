@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pytest
 from click.testing import CliRunner
-from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, config_text
+from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, config_text, near_minute_end
 
 from replicator.backup.run import BackupRequest, run_backup
 from replicator.check import CheckRequest, CheckResult, check
@@ -37,6 +37,7 @@ def backed_up(emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             for day in (0, 1):
                 if day:
                     emulator.control("POST", "churn", {"days": 1})
+                    near_minute_end(emulator)  # the incremental run's wait for the change log: seconds
                 assert run_backup(load_config(config), BackupRequest("daily")).status == "completed"
             yield folder / "store"
         finally:

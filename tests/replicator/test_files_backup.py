@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_backup_e2e import config_text
+from test_backup_e2e import backup, config_text
 from test_backup_e2e import org as restored_org  # noqa: F401 (a fixture: env set, org reset after)
 
-from replicator.backup.run import BackupRequest, RunResult, run_backup
 from replicator.config import load_config
 from replicator.store.repository import Repository
 from replicator.store.snapshot import SnapshotStore
@@ -34,8 +33,6 @@ def job(emulator: Any, tmp_config: Callable[..., Path]) -> Path:
     return tmp_config(config_text(emulator, selection=SELECTION))
 
 
-def backup(path: Path, full: bool = False) -> RunResult:
-    return run_backup(load_config(path), BackupRequest("daily", full=full))
 
 
 def stored_body(job: Path, rid: str) -> tuple[str | None, bytes | None]:

@@ -14,7 +14,7 @@ import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -144,10 +144,10 @@ def test_probe_proves_quiet_objects_unchanged_and_finds_every_single_change(emul
         emulator.control("POST", "clock", {"advance_seconds": 120})
 
     def run() -> Probe:
-        return probe(batcher, state, plans, selected, {}, False)
+        return probe(batcher, state, plans, selected, False)
 
     clock = datetime.fromisoformat(emulator.control("GET", "clock")["now"])
-    first = probe(batcher, state, plans, selected, {"Account": clock - timedelta(hours=1)}, False)
+    first = probe(batcher, state, plans, selected, False, start=clock)
     assert first.changed == names and not first.unchanged  # no watermarks yet: extract everything
     assert first.org_now is not None and set(first.covered) >= names
     state.learn(first)
@@ -219,18 +219,18 @@ def test_a_planned_empty_object_that_gets_records_invalidates_the_cached_plan(em
     assert [p.name for p in dormant_plans(plans)] == ["Lead"]
     batcher, state = Batcher(client), State()
     clock = datetime.fromisoformat(emulator.control("GET", "clock")["now"])
-    first = probe(batcher, state, plans, selected, {"Account": clock - timedelta(hours=1)}, False)
+    first = probe(batcher, state, plans, selected, False, start=clock)
     assert not first.plan_valid and "Lead" not in first.dormant
     state.learn(first)
     state.watermarks["Lead"] = state.watermarks["Account"]  # as if it had been proven empty then
     emulator.control("POST", "clock", {"advance_seconds": 120})
 
-    quiet = probe(batcher, state, plans, selected, {}, False)
+    quiet = probe(batcher, state, plans, selected, False)
     assert quiet.plan_valid and quiet.dormant == {"Lead"} and quiet.unchanged == {"Account"}
     assert set(next_watermarks(state.watermarks, quiet, ok={"Account"})) == {"Account", "Lead"}
     state.learn(quiet)
 
     emulator.sf().Lead.create({"LastName": "Probe", "Company": "Probe test"})
     emulator.control("POST", "clock", {"advance_seconds": 120})
-    awake = probe(batcher, state, plans, selected, {}, False)
+    awake = probe(batcher, state, plans, selected, False)
     assert not awake.plan_valid and awake.unchanged == {"Account"}
