@@ -60,11 +60,6 @@ def find(client: OrgClient, model: ObjectModel, ids: Iterable[str], fields: Sequ
     return found
 
 
-def calls(count: int) -> int:
-    """Queries `find` spends for `count` Ids (one page each)."""
-    return math.ceil(count / PAGE_IDS)
-
-
 def _instant(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("+0000", "+00:00"))
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

@@ -87,6 +87,10 @@ def test_plan_saved_then_run_and_the_ledger_shown(org, config, tmp_path) -> None
     plan = json.loads(shown.output)
     assert plan["objects"]["Account"]["update"] >= 1 and plan["api_calls"] == 1
     assert json.loads(saved.read_text())["records"]["Account"] == plan["records"]["Account"]
+    text = replicator(config, "restore", "plan", "--object", "Account", "--ids", account["Id"])
+    assert text.exit_code == 0 and text.output.startswith("restore into emu from run 1 (")
+    assert f"  update Account {account['Id']}: fields Phone" in text.output
+    assert "  Account: 1 records: insert 0, undelete 0, update 1, skip 0" in text.output
     ran = replicator(config, "restore", "run", "--plan", str(saved))
     assert ran.exit_code == 0, ran.output
     assert "Account: inserted 0, updated 1" in ran.output
