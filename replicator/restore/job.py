@@ -28,6 +28,7 @@ from replicator.salesforce.client import OrgClient
 from replicator.sinks.salesforce.load import load
 from replicator.sinks.salesforce.model import Outcome
 from replicator.sources.snapshot import APPLIED, UnknownRun, resolve_run
+from replicator.store.forgotten import Forgotten
 from replicator.store.idmap import StoreIdMap
 from replicator.store.repository import Repository
 from replicator.store.restores import RestoresLedger
@@ -74,6 +75,7 @@ class RestoreResult(JobResult):
     predicted_calls: int
     read_calls: int
     failures: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)  # GDPR-forgotten, never written
 
     @property
     def exit_code(self) -> int:
@@ -88,6 +90,8 @@ class RestoreResult(JobResult):
             lines.append(f"  {obj}: inserted {c.get('inserted', 0)}, updated {c.get('updated', 0)}, "
                          f"undeleted {c.get('undeleted', 0)}, skipped {c.get('skipped', 0)}, "
                          f"failed {c.get('failed', 0)}")
+        lines += [f"  refused {r['object']} {r['id']}: forgotten by GDPR request {r['request']}"
+                  for r in self.refused]
         lines += [f"  failed {f['sobject']} {f['source_id']} ({f['action']}): {f['error_code']}: "
                   f"{f['error_message']}" for f in self.failures[:20]]
         if len(self.failures) > 20:
@@ -183,9 +187,9 @@ def build(store: SnapshotStore, config: Config, request: RestoreRequest,
 
 
 def _planner(store: SnapshotStore, config: Config, client: OrgClient, run_id: int, target: str) -> Planner:
-    snapshot = Snapshot(store, store.reads.as_of_ts(run_id))
-    return Planner(snapshot, client, StoreIdMap(store.db, target), target, Selection(),
-                   Repository.for_storage(config.storage).blobs())
+    repository = Repository.for_storage(config.storage)
+    snapshot = Snapshot(store, store.reads.as_of_ts(run_id), Forgotten.of(store.db, repository.blob_key))
+    return Planner(snapshot, client, StoreIdMap(store.db, target), target, Selection(), repository.blobs())
 
 
 def _add_records(planner: Planner, records: dict[str, list[str]]) -> None:
@@ -242,7 +246,7 @@ def execute(store: SnapshotStore, client: OrgClient, plan: RestorePlan, kind: st
         failures = ledger.outcomes(restore_id, failed_only=True)
         ledger.finish(restore_id, "partial" if failures else "completed", result.api_calls, counts)
     return RestoreResult(restore_id, plan.target, plan.run_id, counts, result.api_calls, plan.api_calls,
-                         read_calls, failures)
+                         read_calls, failures, plan.refused)
 
 
 def _with_parent_outcomes(plan: RestorePlan) -> list[Outcome]:

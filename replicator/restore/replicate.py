@@ -30,6 +30,7 @@ from replicator.restore.target import find
 from replicator.salesforce.client import OrgClient
 from replicator.sinks.salesforce.model import LoadPlan, ObjectStep, Reference
 from replicator.sinks.salesforce.price import price
+from replicator.store.forgotten import Forgotten
 from replicator.store.repository import Repository
 from replicator.store.schema import as_of_select, quote
 from replicator.store.snapshot import SnapshotStore
@@ -112,10 +113,28 @@ def _outside(client: OrgClient, describer: Describer, values: set[str]) -> set[s
     return absent
 
 
+def _forgotten_references(forgotten: Forgotten, sources: dict[str, _Source],
+                          models: dict[str, ObjectModel], snapshot: Snapshot) -> dict[str, int | None]:
+    """Forgotten records the replicated references still name (a Case's ContactId): the store no
+    longer holds them, so the references are emptied rather than failing the records that hold them."""
+    if not forgotten.hashes():
+        return {}
+    named: set[str] = set()
+    for name, model in models.items():
+        columns = snapshot.columns(name)
+        for field_name in model.references:
+            if field_name in columns:
+                named.update(sources[name].distinct(field_name))
+    return forgotten.requests(named)
+
+
 def plan_replicate(store: SnapshotStore, client: OrgClient, run_id: int, names: list[str], target: str,
                    config: Config) -> RestorePlan:
     """The plan of copying `names` as of `run_id` into `target` (streams; nothing held per record)."""
-    snapshot = Snapshot(store, store.reads.as_of_ts(run_id))
+    repository = Repository.for_storage(config.storage)
+    forgotten = Forgotten.of(store.db, repository.blob_key)
+    forgotten.hashes()  # read now: the load's guard runs after the store is closed
+    snapshot = Snapshot(store, store.reads.as_of_ts(run_id), forgotten)
     describer = Describer(client)
     notes: list[str] = []
     models: dict[str, ObjectModel] = {}
@@ -135,6 +154,7 @@ def plan_replicate(store: SnapshotStore, client: OrgClient, run_id: int, names: 
                 continue
             values.setdefault(kind_of(targets) or "", set()).update(sources[name].distinct(field_name))
     foreign = values.pop("", set())
+    gone = _forgotten_references(forgotten, sources, models, snapshot)
     substitutes, other_notes = other_org(snapshot, client, values)
     notes += other_notes
     emptied = _outside(client, describer, foreign)
@@ -142,6 +162,11 @@ def plan_replicate(store: SnapshotStore, client: OrgClient, run_id: int, names: 
         notes.append(f"{len(emptied)} referenced record(s) of objects not replicated are not in the target: "
                      "those references are emptied")
         substitutes.update(dict.fromkeys(emptied))
+    if gone:
+        notes.append(f"{len(gone)} referenced record(s) were forgotten by GDPR request(s) "
+                     f"{', '.join(str(r) for r in sorted(set(gone.values()), key=str))}: they are not "
+                     "replicated and those references are emptied")
+        substitutes.update(dict.fromkeys(gone))
     steps, counts = [], {}
     for name in order.objects:
         model, columns = models[name], snapshot.columns(name)
@@ -153,8 +178,7 @@ def plan_replicate(store: SnapshotStore, client: OrgClient, run_id: int, names: 
         steps.append(ObjectStep(name, tuple(fields), refs, inserts=inserts, insert_count=count))
         counts[name] = {"selected": count, "insert": count, "undelete": 0, "update": 0, "skip": 0,
                         "with_parent": 0}
-    blobs = Repository.for_storage(config.storage).blobs()
-    load = LoadPlan(target, tuple(steps), blobs, tuple(notes))
+    load = LoadPlan(target, tuple(steps), repository.blobs(), tuple(notes), forgotten.drop)
     pricing = price(load)
     return RestorePlan(run_id=run_id, as_of=snapshot.as_of, target=target, objects=counts,
                        order=list(order.objects),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
 
@@ -101,6 +101,15 @@ class Forgotten:
     def is_forgotten(self, record_id: str) -> bool:
         """True when the record was forgotten (and the request not lifted)."""
         return self.subject(record_id) in self.hashes()
+
+    def requests(self, record_ids: Iterable[str]) -> dict[str, int | None]:
+        """The forget request of each of these Ids that is forgotten (the rest are left out): what a
+        refusal names, so the user can find (or lift) the request."""
+        wanted = {self.subject(i): i for i in set(record_ids) if i}
+        if not wanted or not self.hashes() & wanted.keys():
+            return {}
+        rows = self.db.execute(f"SELECT subject, request_id FROM main.{TABLE}").fetchall()
+        return {wanted[s]: r for s, r in rows if s in wanted}
 
     def drop(self, sobject: str, batch: pa.RecordBatch) -> pa.RecordBatch:
         """The batch without the rows of forgotten records: what restore, replicate and seed write.
