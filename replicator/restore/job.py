@@ -23,6 +23,7 @@ from replicator.progress import Progress, Silent
 from replicator.restore.owners import Overlay
 from replicator.restore.plan import Planner, RestorePlan
 from replicator.restore.selection import RELATED, BadSelection, Selection, Snapshot, Where, add_children, seed
+from replicator.restore.switch import LEFT_ON, Automations, add_to_plan, off_during
 from replicator.result import JobResult
 from replicator.salesforce.client import OrgClient
 from replicator.sinks.salesforce.load import load
@@ -61,6 +62,7 @@ class RestoreRequest:
     to_org: str | None = None
     plan_file: Path | None = None
     out: Path | None = None
+    automations: Automations = LEFT_ON
 
 
 @dataclass
@@ -75,6 +77,7 @@ class RestoreResult(JobResult):
     predicted_calls: int
     read_calls: int
     failures: list[dict[str, Any]] = field(default_factory=list)
+    automation_calls: int = 0  # switching automations off and back on (--disable-automations)
     refused: list[dict[str, Any]] = field(default_factory=list)  # GDPR-forgotten, never written
 
     @property
@@ -84,8 +87,10 @@ class RestoreResult(JobResult):
 
     def text(self) -> str:
         """One line per object, then the failures."""
+        switching = f", {self.automation_calls} to switch automations off and on" \
+            if self.automation_calls else ""
         lines = [f"restore {self.restore_id} into {self.target}: {self.api_calls} API calls to write "
-                 f"(planned {self.predicted_calls}), {self.read_calls} to read the org"]
+                 f"(planned {self.predicted_calls}), {self.read_calls} to read the org{switching}"]
         for obj, c in self.counts.items():
             lines.append(f"  {obj}: inserted {c.get('inserted', 0)}, updated {c.get('updated', 0)}, "
                          f"undeleted {c.get('undeleted', 0)}, skipped {c.get('skipped', 0)}, "
@@ -183,7 +188,9 @@ def build(store: SnapshotStore, config: Config, request: RestoreRequest,
     planner.pull_parents(every=related == "all")
     if target != store.ledger.run(run_id)["org"]:
         planner.map_other_org()
-    return planner.plan(run_id), client
+    plan = planner.plan(run_id)
+    add_to_plan(plan, client, request.automations)
+    return plan, client
 
 
 def _planner(store: SnapshotStore, config: Config, client: OrgClient, run_id: int, target: str) -> Planner:
@@ -246,7 +253,7 @@ def execute(store: SnapshotStore, client: OrgClient, plan: RestorePlan, kind: st
         failures = ledger.outcomes(restore_id, failed_only=True)
         ledger.finish(restore_id, "partial" if failures else "completed", result.api_calls, counts)
     return RestoreResult(restore_id, plan.target, plan.run_id, counts, result.api_calls, plan.api_calls,
-                         read_calls, failures, plan.refused)
+                         read_calls, failures, refused=plan.refused)
 
 
 def _with_parent_outcomes(plan: RestorePlan) -> list[Outcome]:
@@ -269,11 +276,21 @@ def run_restore(config: Config, request: RestoreRequest, progress: Progress | No
     with repository.open_read() as store:
         plan, client = build(store, config, request)
     with repository.open_write("restore") as store:
-        return execute(store, client, plan, "restore", read_calls=calls_spent(client),
-                       progress=progress or Silent())
+        return switched(config, store, client, plan, "restore", request.automations, progress or Silent())
 
 
-def retry_restore(config: Config, restore_id: int, progress: Progress | None = None) -> RestoreResult:
+def switched(config: Config, store: SnapshotStore, client: OrgClient, plan: RestorePlan, kind: str,
+             automations: Automations, progress: Progress, retry_of: int | None = None) -> RestoreResult:
+    """`execute` with the target's automations off if asked; the calls switching spent counted apart."""
+    start = calls_spent(client)
+    with off_during(config, client, plan.order, automations):
+        result = execute(store, client, plan, kind, read_calls=start, progress=progress, retry_of=retry_of)
+    result.automation_calls = calls_spent(client) - start - result.api_calls
+    return result
+
+
+def retry_restore(config: Config, restore_id: int, progress: Progress | None = None,
+                  automations: Automations = LEFT_ON) -> RestoreResult:
     """Restore again only the records restore `restore_id` failed, with the same run and target."""
     repository = Repository.for_storage(config.storage)
     with repository.open_read() as store:
@@ -290,6 +307,6 @@ def retry_restore(config: Config, restore_id: int, progress: Progress | None = N
         _add_records(planner, records)
         planner.pull_parents(every=False)
         plan = planner.plan(int(entry["run_id"]))
+        add_to_plan(plan, client, automations)
     with repository.open_write("restore") as store:
-        return execute(store, client, plan, "retry", read_calls=calls_spent(client),
-                       progress=progress or Silent(), retry_of=restore_id)
+        return switched(config, store, client, plan, "retry", automations, progress or Silent(), restore_id)

@@ -62,6 +62,8 @@ class RestorePlan(JobResult):
     # GDPR-forgotten records the selection names (by reference): never written, listed (issue 12)
     refused: list[dict[str, Any]] = field(default_factory=list)
     with_parent: dict[str, list[str]] = field(default_factory=dict)
+    automations: dict[str, Any] | None = None  # with --disable-automations: the switch plan
+    automation_calls: int = 0  # what switching them off and back on costs, apart from the load
     _load: LoadPlan | None = field(default=None, repr=False)
     # Pairs for this load only (owners in another org, references emptied): see owners.Overlay.
     _substitutes: dict[str, str | None] = field(default_factory=dict, repr=False)
@@ -74,8 +76,10 @@ class RestorePlan(JobResult):
 
     def text(self) -> str:
         """The plan for a person: per object, order, cycles, remaps, conflicts, files, price."""
+        switching = f" (+{self.automation_calls} to switch automations off and on)" \
+            if self.automations else ""
         lines = [f"restore into {self.target} from run {self.run_id} ({self.as_of.isoformat()}): "
-                 f"{self.api_calls} API calls"]
+                 f"{self.api_calls} API calls{switching}"]
         for obj in self.order:
             c = self.objects.get(obj, {})
             lines.append(f"  {obj}: {c.get('selected', 0)} records: insert {c.get('insert', 0)}, "
@@ -93,6 +97,11 @@ class RestorePlan(JobResult):
         lines += [f"  file {f['object']} {f['id']} {f['name']!r} ({f['size']} bytes)" for f in self.files]
         lines += [f"  refused {r['object']} {r['id']}: forgotten by GDPR request {r['request']} "
                   f"(named by {', '.join(r['named_by'])})" for r in self.refused]
+        if self.automations:
+            off = [f"{t}:{n}" for t, names in self.automations["switch_off"].items() for n in names]
+            lines.append(f"  automations switched off for the load: {', '.join(off) or 'none'}")
+            lines += [f"  automation kept on: {k['type']}:{k['name']} ({k['reason']})"
+                      for k in self.automations["kept_on"]]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
