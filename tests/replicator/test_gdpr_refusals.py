@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,11 +81,18 @@ def fingerprint(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def forgot(emulator: Any, sandbox: dict[str, Any],  # noqa: F811
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forgot]:
-    names = (PASSWORD_ENV, SECRET_ENV, SANDBOX_PASSWORD, SANDBOX_SECRET, "REPLICATOR_SEED_SECRET")
-    saved = {k: os.environ.get(k) for k in names}
-    os.environ.update({PASSWORD_ENV: emulator.password, SECRET_ENV: emulator.client_secret,
-                       SANDBOX_PASSWORD: sandbox["password"], SANDBOX_SECRET: sandbox["client_secret"],
-                       "REPLICATOR_SEED_SECRET": "refusals-test-secret"})
+    env = {PASSWORD_ENV: emulator.password, SECRET_ENV: emulator.client_secret,
+           SANDBOX_PASSWORD: sandbox["password"], SANDBOX_SECRET: sandbox["client_secret"],
+           "REPLICATOR_SEED_SECRET": "refusals-test-secret"}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        yield from _forgotten(emulator, sandbox, tmp_path_factory)
+
+
+def _forgotten(emulator: Any, sandbox: dict[str, Any],  # noqa: F811
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forgot]:
+    """The store, the person forgotten, then the emulator reset."""
     root = tmp_path_factory.mktemp("refusals")
     config = root / "config.toml"
     config.write_text(config_text(emulator, selection=f"include = {json.dumps(OBJECTS)}") + f"""
@@ -116,11 +122,6 @@ def forgot(emulator: Any, sandbox: dict[str, Any],  # noqa: F811
         yield f
     finally:
         emulator.control("POST", "reset", {})
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_restore_by_id_refuses_a_forgotten_record_in_one_line_and_writes_nothing(
