@@ -175,7 +175,7 @@ def build(store: SnapshotStore, config: Config, request: RestoreRequest,
     client = (opened or {}).get(target) or org_client(config, target)
     planner = _planner(store, config, client, run_id, target)
     if saved:
-        _add_records(planner, saved["records"])
+        _add_records(planner, saved["records"], "the saved plan")
         related = "none"
     else:
         assert request.object is not None
@@ -199,12 +199,19 @@ def _planner(store: SnapshotStore, config: Config, client: OrgClient, run_id: in
     return Planner(snapshot, client, StoreIdMap(store.db, target), target, Selection(), repository.blobs())
 
 
-def _add_records(planner: Planner, records: dict[str, list[str]]) -> None:
-    """Exactly these records (a saved plan's selection, a retry's failures)."""
+def _add_records(planner: Planner, records: dict[str, list[str]], source: str) -> None:
+    """Exactly these records (a saved plan's selection, a retry's failures), less those forgotten by a
+    GDPR request since `source` named them: listed as refused, the others still restored."""
+    forgotten = planner.snapshot.forgotten
     for obj, ids in sorted(records.items()):
         if not isinstance(ids, list) or not all(isinstance(i, str) and _ID.fullmatch(i) for i in ids):
             raise BadPlanFile(f"the records of {obj} are not a list of Salesforce Ids")
-        planner.selection.add(obj, seed(planner.snapshot, obj, ids, None))
+        gone = forgotten.requests(ids) if forgotten else {}
+        planner.chosen_refused += [{"object": obj, "id": i, "request": r, "named_by": [source]}
+                                   for i, r in sorted(gone.items())]
+        kept = [i for i in ids if i not in gone]
+        if kept:
+            planner.selection.add(obj, seed(planner.snapshot, obj, kept, None))
 
 
 def _save(plan: RestorePlan, store: SnapshotStore, out: Path) -> None:
@@ -304,7 +311,7 @@ def retry_restore(config: Config, restore_id: int, progress: Progress | None = N
             records.setdefault(row["sobject"], []).append(row["source_id"])
         client = org_client(config, entry["target"])
         planner = _planner(store, config, client, int(entry["run_id"]), entry["target"])
-        _add_records(planner, records)
+        _add_records(planner, records, f"restore {restore_id}")
         planner.pull_parents(every=False)
         plan = planner.plan(int(entry["run_id"]))
         add_to_plan(plan, client, automations)

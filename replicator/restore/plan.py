@@ -129,6 +129,8 @@ class Planner:
         self.made: set[str] = set()  # documents the restored versions bring (MADE_BY in order.py)
         # In another org than the run's: owners by username (owners.py), for this load only.
         self.substitutes: dict[str, str | None] = {}
+        # Records a saved plan or a retried restore names that a GDPR request forgot since.
+        self.chosen_refused: list[dict[str, Any]] = []
 
     # --- the target org ---------------------------------------------------------------------
 
@@ -257,7 +259,7 @@ class Planner:
             conflicts += state["conflicts"]
             remapped += self._remapped(obj, model, table, inserted)
             files += self._files(obj, inserts)
-        refused = self.refused(models)
+        refused = self.chosen_refused + self.refused(models)
         keep = self.snapshot.forgotten.drop if self.snapshot.forgotten else None
         load = LoadPlan(self.target, tuple(steps), self.bodies, tuple(self.notes), keep)
         pricing = price(load)

@@ -162,6 +162,27 @@ def test_restore_with_related_restores_the_others_and_lists_the_forgotten_one(
     assert sf.Contact.get(forgot.person)["Title"] == "Changed since the backup"  # never written
 
 
+def test_a_saved_plan_naming_a_forgotten_record_restores_the_others_and_lists_it(
+        forgot: Forgot, emulator: Any, tmp_path: Path) -> None:
+    saved = tmp_path / "plan.json"
+    made = cli_run(forgot, "restore", "plan", "--object", "Contact", "--ids", forgot.other,
+                   "--out", str(saved))
+    assert made.exit_code == 0, made.output
+    body = json.loads(saved.read_text(encoding="utf-8"))
+    body["records"]["Contact"].append(forgot.person)  # as a plan saved before the forget would hold it
+    saved.write_text(json.dumps(body), encoding="utf-8")
+    emulator.sf().Contact.update(forgot.other, {"Title": "Colleague changed again"})
+    run = cli_run(forgot, "restore", "run", "--plan", str(saved), "--json")
+    assert run.exit_code == 0, run.output
+    result = json.loads(run.output)
+    assert result["refused"] == [{"object": "Contact", "id": forgot.person, "request": forgot.request,
+                                  "named_by": ["the saved plan"]}]
+    assert result["counts"]["Contact"]["updated"] == 1
+    sf = emulator.sf()
+    assert sf.Contact.get(forgot.other)["Title"] is None
+    assert sf.Contact.get(forgot.person)["Title"] == "Changed since the backup"
+
+
 def sandbox_contacts(info: dict[str, Any], last_name: str) -> list[dict[str, Any]]:
     return sandbox_sf(info).query(f"SELECT Id FROM Contact WHERE LastName = '{last_name}'")["records"]
 
