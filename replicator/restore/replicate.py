@@ -76,6 +76,21 @@ class _Source:
         table = self.store.reads.read(query, self.params)
         return [v for v in table.column("v").to_pylist() if isinstance(v, str)]
 
+    def forgotten(self, column: str, forgotten: Forgotten) -> list[str]:
+        """The values of a reference column that name forgotten records: hashed inside DuckDB, so a
+        big object's Ids never travel to Python to be checked."""
+        q = quote(column)
+        hashed, key = forgotten.sql("v", "$3", "$4")
+        cur = self.store.db.con.cursor()
+        try:
+            subjects = pa.array(sorted(forgotten.hashes()), pa.string())
+            cur.register("_forgotten", pa.table({"subject": subjects}))
+            query = (f"SELECT DISTINCT v FROM (SELECT {q} AS v FROM ({self.where}) WHERE {q} IS NOT NULL) "
+                     f"WHERE {hashed} IN (SELECT subject FROM _forgotten)")
+            return [r[0] for r in cur.execute(query, [*self.params, *key]).fetchall()]
+        finally:
+            cur.close()
+
     def batches(self, fields: list[str]) -> Any:
         select = ", ".join(quote(f) for f in ["Id", *fields])
         query = f'SELECT {select} FROM ({self.where}) ORDER BY "Id"'
@@ -126,7 +141,7 @@ def _forgotten_references(forgotten: Forgotten, sources: dict[str, _Source],
         columns = snapshot.columns(name)
         for field_name in model.references:
             if field_name in columns:
-                named.update(sources[name].distinct(field_name))
+                named.update(sources[name].forgotten(field_name, forgotten))
     return forgotten.requests(named)
 
 

@@ -85,11 +85,13 @@ class Forgotten:
         """The keyed hash that stands for a record Id (hex)."""
         return hmac.new(self._key, record_id.encode(), hashlib.sha256).hexdigest()
 
-    def sql(self, id_sql: str) -> tuple[str, list[bytes]]:
-        """SQL computing `subject` of the Id expression `id_sql`, and the parameters it binds."""
+    def sql(self, id_sql: str, outer_sql: str = "?", inner_sql: str = "?") -> tuple[str, list[bytes]]:
+        """SQL computing `subject` of the Id expression `id_sql`, and the parameters it binds (in a
+        query numbering its parameters, name their placeholders, e.g. "$3", "$4")."""
         padded = self._key.ljust(_BLOCK, b"\0")
         inner, outer = bytes(b ^ 0x36 for b in padded), bytes(b ^ 0x5C for b in padded)
-        return f"sha256(?::BLOB || unhex(sha256(?::BLOB || encode({id_sql}))))", [outer, inner]
+        return (f"sha256({outer_sql}::BLOB || unhex(sha256({inner_sql}::BLOB || encode({id_sql}))))",
+                [outer, inner])
 
     def hashes(self) -> set[str]:
         """Every forgotten subject (read once per instance: a handful per store, not per record)."""
