@@ -29,6 +29,7 @@ from replicator.salesforce.client import OrgClient
 from replicator.sinks.salesforce.load import load
 from replicator.sinks.salesforce.model import Outcome
 from replicator.sources.snapshot import APPLIED, UnknownRun, resolve_run
+from replicator.store.forgotten import Forgotten
 from replicator.store.idmap import StoreIdMap
 from replicator.store.repository import Repository
 from replicator.store.restores import RestoresLedger
@@ -77,6 +78,7 @@ class RestoreResult(JobResult):
     read_calls: int
     failures: list[dict[str, Any]] = field(default_factory=list)
     automation_calls: int = 0  # switching automations off and back on (--disable-automations)
+    refused: list[dict[str, Any]] = field(default_factory=list)  # GDPR-forgotten, never written
 
     @property
     def exit_code(self) -> int:
@@ -93,6 +95,8 @@ class RestoreResult(JobResult):
             lines.append(f"  {obj}: inserted {c.get('inserted', 0)}, updated {c.get('updated', 0)}, "
                          f"undeleted {c.get('undeleted', 0)}, skipped {c.get('skipped', 0)}, "
                          f"failed {c.get('failed', 0)}")
+        lines += [f"  refused {r['object']} {r['id']}: forgotten by GDPR request {r['request']}"
+                  for r in self.refused]
         lines += [f"  failed {f['sobject']} {f['source_id']} ({f['action']}): {f['error_code']}: "
                   f"{f['error_message']}" for f in self.failures[:20]]
         if len(self.failures) > 20:
@@ -171,7 +175,7 @@ def build(store: SnapshotStore, config: Config, request: RestoreRequest,
     client = (opened or {}).get(target) or org_client(config, target)
     planner = _planner(store, config, client, run_id, target)
     if saved:
-        _add_records(planner, saved["records"])
+        _add_records(planner, saved["records"], "the saved plan")
         related = "none"
     else:
         assert request.object is not None
@@ -190,17 +194,24 @@ def build(store: SnapshotStore, config: Config, request: RestoreRequest,
 
 
 def _planner(store: SnapshotStore, config: Config, client: OrgClient, run_id: int, target: str) -> Planner:
-    snapshot = Snapshot(store, store.reads.as_of_ts(run_id))
-    return Planner(snapshot, client, StoreIdMap(store.db, target), target, Selection(),
-                   Repository.for_storage(config.storage).blobs())
+    repository = Repository.for_storage(config.storage)
+    snapshot = Snapshot(store, store.reads.as_of_ts(run_id), Forgotten.of(store.db, repository.blob_key))
+    return Planner(snapshot, client, StoreIdMap(store.db, target), target, Selection(), repository.blobs())
 
 
-def _add_records(planner: Planner, records: dict[str, list[str]]) -> None:
-    """Exactly these records (a saved plan's selection, a retry's failures)."""
+def _add_records(planner: Planner, records: dict[str, list[str]], source: str) -> None:
+    """Exactly these records (a saved plan's selection, a retry's failures), less those forgotten by a
+    GDPR request since `source` named them: listed as refused, the others still restored."""
+    forgotten = planner.snapshot.forgotten
     for obj, ids in sorted(records.items()):
         if not isinstance(ids, list) or not all(isinstance(i, str) and _ID.fullmatch(i) for i in ids):
             raise BadPlanFile(f"the records of {obj} are not a list of Salesforce Ids")
-        planner.selection.add(obj, seed(planner.snapshot, obj, ids, None))
+        gone = forgotten.requests(ids) if forgotten else {}
+        planner.chosen_refused += [{"object": obj, "id": i, "request": r, "named_by": [source]}
+                                   for i, r in sorted(gone.items())]
+        kept = [i for i in ids if i not in gone]
+        if kept:
+            planner.selection.add(obj, seed(planner.snapshot, obj, kept, None))
 
 
 def _save(plan: RestorePlan, store: SnapshotStore, out: Path) -> None:
@@ -249,7 +260,7 @@ def execute(store: SnapshotStore, client: OrgClient, plan: RestorePlan, kind: st
         failures = ledger.outcomes(restore_id, failed_only=True)
         ledger.finish(restore_id, "partial" if failures else "completed", result.api_calls, counts)
     return RestoreResult(restore_id, plan.target, plan.run_id, counts, result.api_calls, plan.api_calls,
-                         read_calls, failures)
+                         read_calls, failures, refused=plan.refused)
 
 
 def _with_parent_outcomes(plan: RestorePlan) -> list[Outcome]:
@@ -300,7 +311,7 @@ def retry_restore(config: Config, restore_id: int, progress: Progress | None = N
             records.setdefault(row["sobject"], []).append(row["source_id"])
         client = org_client(config, entry["target"])
         planner = _planner(store, config, client, int(entry["run_id"]), entry["target"])
-        _add_records(planner, records)
+        _add_records(planner, records, f"restore {restore_id}")
         planner.pull_parents(every=False)
         plan = planner.plan(int(entry["run_id"]))
         add_to_plan(plan, client, automations)

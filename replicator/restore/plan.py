@@ -59,6 +59,8 @@ class RestorePlan(JobResult):
     api_calls: int
     api_calls_by_object: dict[str, int]
     records: dict[str, list[str]] = field(default_factory=dict)
+    # GDPR-forgotten records the selection names (by reference): never written, listed (issue 12)
+    refused: list[dict[str, Any]] = field(default_factory=list)
     with_parent: dict[str, list[str]] = field(default_factory=dict)
     automations: dict[str, Any] | None = None  # with --disable-automations: the switch plan
     automation_calls: int = 0  # what switching them off and back on costs, apart from the load
@@ -93,6 +95,8 @@ class RestorePlan(JobResult):
         if len(self.conflicts) > 50:
             lines.append(f"  ... {len(self.conflicts) - 50} more conflicts (see --json)")
         lines += [f"  file {f['object']} {f['id']} {f['name']!r} ({f['size']} bytes)" for f in self.files]
+        lines += [f"  refused {r['object']} {r['id']}: forgotten by GDPR request {r['request']} "
+                  f"(named by {', '.join(r['named_by'])})" for r in self.refused]
         if self.automations:
             off = [f"{t}:{n}" for t, names in self.automations["switch_off"].items() for n in names]
             lines.append(f"  automations switched off for the load: {', '.join(off) or 'none'}")
@@ -125,6 +129,8 @@ class Planner:
         self.made: set[str] = set()  # documents the restored versions bring (MADE_BY in order.py)
         # In another org than the run's: owners by username (owners.py), for this load only.
         self.substitutes: dict[str, str | None] = {}
+        # Records a saved plan or a retried restore names that a GDPR request forgot since.
+        self.chosen_refused: list[dict[str, Any]] = []
 
     # --- the target org ---------------------------------------------------------------------
 
@@ -253,7 +259,9 @@ class Planner:
             conflicts += state["conflicts"]
             remapped += self._remapped(obj, model, table, inserted)
             files += self._files(obj, inserts)
-        load = LoadPlan(self.target, tuple(steps), self.bodies, tuple(self.notes))
+        refused = self.chosen_refused + self.refused(models)
+        keep = self.snapshot.forgotten.drop if self.snapshot.forgotten else None
+        load = LoadPlan(self.target, tuple(steps), self.bodies, tuple(self.notes), keep)
         pricing = price(load)
         return RestorePlan(
             run_id=run_id, as_of=self.snapshot.as_of, target=self.target, objects=counts,
@@ -263,8 +271,27 @@ class Planner:
             remapped=remapped, conflicts=conflicts, files=files, notes=list(self.notes),
             api_calls=pricing.calls, api_calls_by_object=pricing.per_object,
             records={obj: sorted(ids) for obj, ids in self.selection.ids.items()},
-            with_parent={k: v for k, v in with_parent.items() if v}, _load=load,
+            refused=refused, with_parent={k: v for k, v in with_parent.items() if v}, _load=load,
             _substitutes=self.substitutes)
+
+    def refused(self, models: dict[str, ObjectModel]) -> list[dict[str, Any]]:
+        """Forgotten records the selection's references name (a forgotten Contact of the Account
+        restored with its related records): the store no longer holds them and the load refuses
+        them, so they are listed rather than silently missing. Reads the forgotten subjects now, while
+        the store is open (the load's guard uses them after it is closed)."""
+        forgotten = self.snapshot.forgotten
+        if forgotten is None or not forgotten.hashes():
+            return []
+        named: dict[str, set[str]] = defaultdict(set)
+        for obj, model in models.items():
+            table = self.selection.tables[obj]
+            for name in model.references:
+                if name in table.column_names:
+                    for value in set(table.column(name).to_pylist()) - {None}:
+                        named[value].add(f"{obj}.{name}")
+        requests = forgotten.requests(named)
+        return [{"object": self.describer.object_of(i) or "?", "id": i, "request": requests[i],
+                 "named_by": sorted(named[i])} for i in sorted(requests)]
 
     def _states(self, obj: str) -> dict[str, Any]:
         """Source Ids of `obj` per fate: insert, undelete, update (with changed fields), skip."""

@@ -31,6 +31,7 @@ from replicator.restore.target import find
 from replicator.salesforce.client import OrgClient
 from replicator.sinks.salesforce.model import LoadPlan, ObjectStep, Reference
 from replicator.sinks.salesforce.price import price
+from replicator.store.forgotten import Forgotten
 from replicator.store.repository import Repository
 from replicator.store.schema import as_of_select, quote
 from replicator.store.snapshot import SnapshotStore
@@ -75,6 +76,21 @@ class _Source:
         table = self.store.reads.read(query, self.params)
         return [v for v in table.column("v").to_pylist() if isinstance(v, str)]
 
+    def forgotten(self, column: str, forgotten: Forgotten) -> list[str]:
+        """The values of a reference column that name forgotten records: hashed inside DuckDB, so a
+        big object's Ids never travel to Python to be checked."""
+        q = quote(column)
+        hashed, key = forgotten.sql("v", "$3", "$4")
+        cur = self.store.db.con.cursor()
+        try:
+            subjects = pa.array(sorted(forgotten.hashes()), pa.string())
+            cur.register("_forgotten", pa.table({"subject": subjects}))
+            query = (f"SELECT DISTINCT v FROM (SELECT {q} AS v FROM ({self.where}) WHERE {q} IS NOT NULL) "
+                     f"WHERE {hashed} IN (SELECT subject FROM _forgotten)")
+            return [r[0] for r in cur.execute(query, [*self.params, *key]).fetchall()]
+        finally:
+            cur.close()
+
     def batches(self, fields: list[str]) -> Any:
         select = ", ".join(quote(f) for f in ["Id", *fields])
         query = f'SELECT {select} FROM ({self.where}) ORDER BY "Id"'
@@ -114,10 +130,28 @@ def _outside(client: OrgClient, describer: Describer, values: set[str]) -> set[s
     return absent
 
 
+def _forgotten_references(forgotten: Forgotten, sources: dict[str, _Source],
+                          models: dict[str, ObjectModel], snapshot: Snapshot) -> dict[str, int | None]:
+    """Forgotten records the replicated references still name (a Case's ContactId): the store no
+    longer holds them, so the references are emptied rather than failing the records that hold them."""
+    if not forgotten.hashes():
+        return {}
+    named: set[str] = set()
+    for name, model in models.items():
+        columns = snapshot.columns(name)
+        for field_name in model.references:
+            if field_name in columns:
+                named.update(sources[name].forgotten(field_name, forgotten))
+    return forgotten.requests(named)
+
+
 def plan_replicate(store: SnapshotStore, client: OrgClient, run_id: int, names: list[str], target: str,
                    config: Config) -> RestorePlan:
     """The plan of copying `names` as of `run_id` into `target` (streams; nothing held per record)."""
-    snapshot = Snapshot(store, store.reads.as_of_ts(run_id))
+    repository = Repository.for_storage(config.storage)
+    forgotten = Forgotten.of(store.db, repository.blob_key)
+    forgotten.hashes()  # read now: the load's guard runs after the store is closed
+    snapshot = Snapshot(store, store.reads.as_of_ts(run_id), forgotten)
     describer = Describer(client)
     notes: list[str] = []
     models: dict[str, ObjectModel] = {}
@@ -137,6 +171,7 @@ def plan_replicate(store: SnapshotStore, client: OrgClient, run_id: int, names: 
                 continue
             values.setdefault(kind_of(targets) or "", set()).update(sources[name].distinct(field_name))
     foreign = values.pop("", set())
+    gone = _forgotten_references(forgotten, sources, models, snapshot)
     substitutes, other_notes = other_org(snapshot, client, values)
     notes += other_notes
     emptied = _outside(client, describer, foreign)
@@ -144,6 +179,11 @@ def plan_replicate(store: SnapshotStore, client: OrgClient, run_id: int, names: 
         notes.append(f"{len(emptied)} referenced record(s) of objects not replicated are not in the target: "
                      "those references are emptied")
         substitutes.update(dict.fromkeys(emptied))
+    if gone:
+        notes.append(f"{len(gone)} referenced record(s) were forgotten by GDPR request(s) "
+                     f"{', '.join(str(r) for r in sorted(set(gone.values()), key=str))}: they are not "
+                     "replicated and those references are emptied")
+        substitutes.update(dict.fromkeys(gone))
     steps, counts = [], {}
     for name in order.objects:
         model, columns = models[name], snapshot.columns(name)
@@ -155,8 +195,7 @@ def plan_replicate(store: SnapshotStore, client: OrgClient, run_id: int, names: 
         steps.append(ObjectStep(name, tuple(fields), refs, inserts=inserts, insert_count=count))
         counts[name] = {"selected": count, "insert": count, "undelete": 0, "update": 0, "skip": 0,
                         "with_parent": 0}
-    blobs = Repository.for_storage(config.storage).blobs()
-    load = LoadPlan(target, tuple(steps), blobs, tuple(notes))
+    load = LoadPlan(target, tuple(steps), repository.blobs(), tuple(notes), forgotten.drop)
     pricing = price(load)
     return RestorePlan(run_id=run_id, as_of=snapshot.as_of, target=target, objects=counts,
                        order=list(order.objects),

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from replicator.errors import InvalidInput, NotFound
 from replicator.restore.model import Describer
+from replicator.store.forgotten import Forgotten
 from replicator.store.schema import as_of_select, quote
 from replicator.store.snapshot import SnapshotStore
 
@@ -35,6 +36,19 @@ class BadSelection(InvalidInput, ValueError):
 
 class UnknownRecords(NotFound, ValueError):
     """Ids the chosen run does not hold."""
+
+
+class ForgottenRecords(InvalidInput, ValueError):
+    """Ids of records forgotten by a GDPR request: no restore or replicate writes them (issue 12)."""
+
+
+def refusal(obj: str, requests: dict[str, int | None]) -> str:
+    """One line naming the forgotten records and the requests that forgot them."""
+    shown = sorted(requests)[:5]
+    more = f" (and {len(requests) - 5} more)" if len(requests) > 5 else ""
+    numbers = ", ".join(str(n) for n in sorted({r for r in requests.values() if r is not None}))
+    return (f"{obj} {', '.join(shown)}{more} {'was' if len(requests) == 1 else 'were'} forgotten by GDPR "
+            f"request {numbers or '(unknown)'} and will not be written (lift the request to restore it)")
 
 
 @dataclass(frozen=True)
@@ -59,9 +73,10 @@ class Where:
 class Snapshot:
     """The store's records as of one instant, read by Id or by a reference column."""
 
-    def __init__(self, store: SnapshotStore, as_of: datetime) -> None:
+    def __init__(self, store: SnapshotStore, as_of: datetime, forgotten: Forgotten | None = None) -> None:
         self.store = store
         self.as_of = as_of
+        self.forgotten = forgotten  # subjects of GDPR forget requests: refused, never written
         self.objects = set(store.reads.objects())
 
     def columns(self, obj: str) -> dict[str, str]:
@@ -107,6 +122,9 @@ def seed(snapshot: Snapshot, obj: str, ids: Sequence[str] | None, where: Where |
     if ids is not None:
         found = snapshot.rows(obj, "Id", ids)
         missing = sorted(set(ids) - set(found.column("Id").to_pylist()))
+        forgotten = snapshot.forgotten.requests(missing) if snapshot.forgotten and missing else {}
+        if forgotten:
+            raise ForgottenRecords(refusal(obj, forgotten))
         if missing:
             raise UnknownRecords(f"{obj} as of the chosen run holds no record {', '.join(missing[:5])}"
                                  + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""))

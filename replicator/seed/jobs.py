@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from replicator.sinks.salesforce.load import load
 from replicator.sinks.salesforce.model import Outcome
 from replicator.sources.snapshot import resolve_run
 from replicator.store.database import StoreInUse
+from replicator.store.forgotten import Forgotten
 from replicator.store.idmap import StoreIdMap
 from replicator.store.repository import Repository
 from replicator.store.seeds import SeedsLedger, read_status_file
@@ -284,7 +285,8 @@ def seed_run(config: Config, request: SeedRequest, progress: Progress | None = N
                     progress.phase("delete", totals["delete"])
                     clean(client, prepared.deletes, record)
                 id_map = _SeedIdMap(stored, prepared.matched)
-                result = load(client, prepared.load, id_map, progress=progress, record=record)
+                guarded = replace(prepared.load, keep=Forgotten.of(store.db, repository.blob_key).drop)
+                result = load(client, guarded, id_map, progress=progress, record=record)
         except (ReplicatorError, OSError) as exc:
             ledger.update(seed_id, api_calls=client.ledger.calls - start)
             ledger.finish(seed_id, "FAILED", str(exc))

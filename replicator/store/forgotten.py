@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
 
@@ -85,11 +85,13 @@ class Forgotten:
         """The keyed hash that stands for a record Id (hex)."""
         return hmac.new(self._key, record_id.encode(), hashlib.sha256).hexdigest()
 
-    def sql(self, id_sql: str) -> tuple[str, list[bytes]]:
-        """SQL computing `subject` of the Id expression `id_sql`, and the parameters it binds."""
+    def sql(self, id_sql: str, outer_sql: str = "?", inner_sql: str = "?") -> tuple[str, list[bytes]]:
+        """SQL computing `subject` of the Id expression `id_sql`, and the parameters it binds (in a
+        query numbering its parameters, name their placeholders, e.g. "$3", "$4")."""
         padded = self._key.ljust(_BLOCK, b"\0")
         inner, outer = bytes(b ^ 0x36 for b in padded), bytes(b ^ 0x5C for b in padded)
-        return f"sha256(?::BLOB || unhex(sha256(?::BLOB || encode({id_sql}))))", [outer, inner]
+        return (f"sha256({outer_sql}::BLOB || unhex(sha256({inner_sql}::BLOB || encode({id_sql}))))",
+                [outer, inner])
 
     def hashes(self) -> set[str]:
         """Every forgotten subject (read once per instance: a handful per store, not per record)."""
@@ -101,6 +103,15 @@ class Forgotten:
     def is_forgotten(self, record_id: str) -> bool:
         """True when the record was forgotten (and the request not lifted)."""
         return self.subject(record_id) in self.hashes()
+
+    def requests(self, record_ids: Iterable[str]) -> dict[str, int | None]:
+        """The forget request of each of these Ids that is forgotten (the rest are left out): what a
+        refusal names, so the user can find (or lift) the request."""
+        wanted = {self.subject(i): i for i in set(record_ids) if i}
+        if not wanted or not self.hashes() & wanted.keys():
+            return {}
+        rows = self.db.execute(f"SELECT subject, request_id FROM main.{TABLE}").fetchall()
+        return {wanted[s]: r for s, r in rows if s in wanted}
 
     def drop(self, sobject: str, batch: pa.RecordBatch) -> pa.RecordBatch:
         """The batch without the rows of forgotten records: what restore, replicate and seed write.

@@ -16,7 +16,7 @@ refused credentials stop the load (they would fail every later call too).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +121,16 @@ class _Loader:
 
     # --- steps ----------------------------------------------------------------------------
 
+    def _kept(self, step: ObjectStep, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """The step's batches without the rows the plan refuses (GDPR-forgotten records), counted."""
+        keep = self.plan.keep
+        for batch in batches:
+            kept = keep(step.sobject, batch) if keep else batch
+            if kept.num_rows < batch.num_rows:
+                self.counts[step.sobject]["refused"] += batch.num_rows - kept.num_rows
+                self.progress.advance(step.sobject, batch.num_rows - kept.num_rows)
+            yield kept
+
     def _undelete(self, step: ObjectStep) -> None:
         ids = list(step.undelete)
         for at in range(0, len(ids), COLLECTION_RECORDS):
@@ -137,7 +147,7 @@ class _Loader:
         deferred = {r.field for r in step.references if r.deferred}
         send = tuple(f for f in step.fields if f not in deferred)
         size = insert_chunk(step.sobject, step.insert_count, bool(step.upsert_key))
-        for chunk in chunks(step.inserts(), size):
+        for chunk in chunks(self._kept(step, step.inserts()), size):
             originals = chunk.to_pylist()
             rows = remap(chunk, step.references, self.id_map).to_pylist()
             if step.sobject == DOCUMENT_OBJECT:
@@ -213,7 +223,7 @@ class _Loader:
         """Existing records: only each row's CHANGED fields are sent (nulls included: they clear)."""
         if step.updates is None:
             return
-        for chunk in chunks(step.updates(), COMPOSITE_RECORDS):
+        for chunk in chunks(self._kept(step, step.updates()), COMPOSITE_RECORDS):
             rows = remap(chunk, step.references, self.id_map).to_pylist()
             records = []
             for row in rows:

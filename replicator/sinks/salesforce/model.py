@@ -17,6 +17,8 @@ import pyarrow as pa
 Action = Literal["undelete", "insert", "update", "relink", "skip", "delete"]
 Status = Literal["ok", "failed", "skipped"]
 Batches = Callable[[], Iterator[pa.RecordBatch]]
+# Rows of an object's batch the load may write: the others (GDPR-forgotten records) are refused.
+Keep = Callable[[str, pa.RecordBatch], pa.RecordBatch]
 
 # Column of an update row naming the fields to send for that record (list<string>): Salesforce's
 # own restore overwrites only the fields that differ, and so do we.
@@ -89,3 +91,4 @@ class LoadPlan:
     steps: tuple[ObjectStep, ...]
     bodies: BodyReader | None = None
     notes: tuple[str, ...] = field(default=())  # plan-time warnings shown with the result
+    keep: Keep | None = None  # the last guard of "never write a forgotten subject" (issue 12)
