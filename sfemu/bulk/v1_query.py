@@ -1,0 +1,166 @@
+"""Bulk API 1.0 query batches (sf_api.md §5.5-5.6): SOQL to result files, PK chunking.
+
+A query batch compiles its SOQL like Bulk 2.0 (same refusals), runs it once into a spool and cuts
+the rows into result files of RESULT_FILE_ROWS, so big queries come back in several files as on
+Salesforce. With `Sforce-Enable-PKChunking` the added batch becomes Not Processed and one batch per
+range of the object's Ids is created; a chunk batch runs the same SQL filtered on the record Id.
+Files render from Arrow slices: CSV as Bulk 2.0 writes it, JSON with datetimes and dates as epoch
+milliseconds (what simple-salesforce and dlt read), XML as `<queryResult>` records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sfemu.bulk.v1_model import NOT_PROCESSED, Batch, Job, ResultFile, registry
+from sfemu.bulk.v1_wire import NS, XML_DECL, XSI, async_error, xml_text
+from sfemu.errors import SalesforceError
+from sfemu.query import query_engine
+from sfemu.render import JsonRenderer
+from sfemu.store import DELETED_AT, quote
+
+if TYPE_CHECKING:
+    from sfemu.org import EmulatedOrg
+    from sfemu.soql import CompiledQuery
+
+RESULT_FILE_ROWS = 100_000  # rows per result file (Salesforce cuts at 1 GB; clients read any number)
+DEFAULT_CHUNK, MAX_CHUNK = 100_000, 250_000
+NO_RECORDS = b"Records not found for this query"
+_DAY_MS = 86_400_000
+
+
+def pk_chunk_size(header: str | None) -> int | None:
+    """`Sforce-Enable-PKChunking`: `true`, `chunkSize=N`, `chunkSize=N; startRow=…; parent=…`."""
+    if header is None or header.strip().lower() in ("", "false"):
+        return None
+    size = DEFAULT_CHUNK
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.strip().lower() == "chunksize":
+            if not value.strip().isdecimal() or not 0 < int(value) <= MAX_CHUNK:
+                raise async_error("InvalidJob", f"Invalid chunkSize: {value.strip()}. "
+                                  f"It must be an integer between 1 and {MAX_CHUNK}")
+            size = int(value)
+        elif key.strip().lower() not in ("true", "startrow", "parent", ""):
+            raise async_error("InvalidJob", f"Unsupported PK chunking option: {key.strip()}")
+    return size
+
+
+def _compile(org: EmulatedOrg, job: Job, batch: Batch) -> CompiledQuery:
+    soql = batch.data.decode("utf-8", errors="replace")
+    compiled = query_engine(org).compile(soql, include_deleted=job.operation == "queryAll", bulk=True)
+    if compiled.sobject.name.lower() != job.object.lower():
+        raise SalesforceError(400, "INVALID_OPERATION", f"The query object {compiled.sobject.name} does not "
+                              f"match the job object {job.object}")
+    return compiled
+
+
+def chunk_batches(org: EmulatedOrg, job: Job, batch: Batch) -> list[Batch]:
+    """The PK-chunk batches for a query batch: one per `chunk` Ids of the object, in Id order."""
+    obj = org.schema.get(job.object)
+    assert obj is not None and job.pk_chunk_size is not None
+    live = "" if job.operation == "queryAll" else f" WHERE {quote(DELETED_AT)} IS NULL"
+    sql = (f"SELECT id FROM (SELECT {quote('Id')} AS id, row_number() OVER (ORDER BY {quote('Id')}) - 1 AS n "
+           f"FROM {org.store.table(obj)}{live}) WHERE n % ? = 0 ORDER BY id")
+    starts = [r[0] for r in org.store.cursor().execute(sql, [job.pk_chunk_size]).fetchall()] or [None]
+    ends: list[str | None] = [*starts[1:], None]
+    ids = registry(org)
+    return [Batch(ids.batch_id(), job, batch.data, org.clock.now(), id_range=(lo, hi))
+            for lo, hi in zip(starts, ends, strict=True)]
+
+
+def _in_range(compiled: CompiledQuery, lo: str | None, hi: str | None) -> CompiledQuery:
+    """The query limited to record Ids in [lo, hi) (the `WHERE Id >= X AND Id < Y` of PK chunking)."""
+    conds, params = [], list(compiled.params)
+    if lo is not None:
+        conds.append(f"q.{quote('__id')} >= ?")
+        params.append(lo)
+    if hi is not None:
+        conds.append(f"q.{quote('__id')} < ?")
+        params.append(hi)
+    if not conds:
+        return compiled
+    sql = f"SELECT * FROM ({compiled.sql}) AS q WHERE {' AND '.join(conds)}"
+    return dataclasses.replace(compiled, sql=sql, params=params)
+
+
+def run(org: EmulatedOrg, job: Job, batch: Batch) -> None:
+    """Run a queued query batch to Completed (with its result files) or Failed."""
+    started = time.monotonic()
+    try:
+        if org.faults.bulk_job_fails(job.object):
+            raise SalesforceError(500, "InternalServerError", "the query batch could not be processed")
+        compiled = _compile(org, job, batch)
+        if batch.id_range is not None:
+            compiled = _in_range(compiled, *batch.id_range)
+        result = query_engine(org).execute(compiled, expires=False)
+    except SalesforceError as exc:
+        batch.finish("Failed", org.clock.now(),
+                     f"InvalidBatch : Failed to process query: {exc.error_code}: {exc.message}")
+        return
+    batch.result = result
+    rows = result.num_rows
+    ids = registry(org)
+    batch.files = [ResultFile(ids.result_id(), start, min(RESULT_FILE_ROWS, rows - start))
+                   for start in range(0, max(rows, 1), RESULT_FILE_ROWS)]
+    batch.processed = rows
+    batch.processing_ms = int((time.monotonic() - started) * 1000)
+    batch.finish("Completed", org.clock.now())
+
+
+def skip(org: EmulatedOrg, batch: Batch) -> None:
+    batch.finish(NOT_PROCESSED, org.clock.now(), "Not processed")
+
+
+def _epoch_ms(table: pa.Table) -> pa.Table:
+    """Datetime and date columns as epoch milliseconds: Bulk 1.0 JSON's representation."""
+    for i, column in enumerate(table.columns):
+        if pa.types.is_timestamp(column.type):
+            ms = pc.cast(pc.cast(column, pa.timestamp("ms", column.type.tz)), pa.int64())
+        elif pa.types.is_date(column.type):
+            ms = pc.multiply(pc.cast(pc.cast(column, pa.date32()), pa.int64()), _DAY_MS)
+        else:
+            continue
+        table = table.set_column(i, table.schema.field(i).name, ms)
+    return table
+
+
+def _records(org: EmulatedOrg, job: Job, batch: Batch, file: ResultFile) -> list[dict[str, Any]]:
+    result = batch.result
+    assert result is not None and result.spool is not None
+    table = _epoch_ms(result.spool.slice(file.offset, file.count))
+    return JsonRenderer(result.compiled, org.schema, job.api_version).records(table, org.store.cursor())
+
+
+def _xml_value(key: str, value: Any) -> str:
+    if value is None:
+        return f'<{key} xsi:nil="true"/>'
+    if isinstance(value, dict):
+        attributes = value.get("attributes") or {}
+        inner = f"<type>{xml_text(attributes.get('type', ''))}</type>" if attributes else ""
+        inner += "".join(_xml_value(k, v) for k, v in value.items() if k != "attributes")
+        return f'<{key} xsi:type="sObject">{inner}</{key}>'
+    return f"<{key}>{xml_text(value)}</{key}>"
+
+
+def result_file(org: EmulatedOrg, job: Job, batch: Batch, result_id: str) -> tuple[bytes, str]:
+    """The body and content type of one result file, in the job's content type."""
+    file = next((f for f in batch.files if f.id == result_id), None)
+    if file is None or batch.result is None:
+        raise async_error("InvalidBatch", f"Unable to find result for id: {result_id}", 404)
+    if job.content_type == "CSV":
+        if file.count == 0:
+            return NO_RECORDS, "text/csv"
+        return batch.result.csv_page(file.offset, file.count), "text/csv"
+    records = _records(org, job, batch, file) if file.count else []
+    if job.content_type == "JSON":
+        return json.dumps(records, ensure_ascii=False).encode(), "application/json"
+    body = "".join(_xml_value("records", r) for r in records)
+    xml = f'{XML_DECL}<queryResult xmlns="{NS}" xmlns:xsi="{XSI}">{body}</queryResult>'
+    return xml.encode(), "application/xml"
