@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
     from sfemu.org import EmulatedOrg
     from sfemu.soql import CompiledQuery
 
-RESULT_FILE_ROWS = 100_000  # rows per result file (Salesforce cuts at 1 GB; clients read any number)
+# Rows per result file: Salesforce cuts files at 1 GB; clients read any number. The environment may set
+# a smaller size so that several files can be seen without a big org.
+RESULT_FILE_ROWS = int(os.environ.get("SFEMU_BULK1_RESULT_FILE_ROWS") or 100_000)
 DEFAULT_CHUNK, MAX_CHUNK = 100_000, 250_000
 NO_RECORDS = b"Records not found for this query"
 _DAY_MS = 86_400_000

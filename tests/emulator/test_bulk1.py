@@ -213,3 +213,46 @@ def test_pk_chunking_splits_the_query_into_id_range_batches(api, sf):
     bad = api("POST", "/job", json={"operation": "query", "object": "Account", "contentType": "CSV"},
               headers={"Sforce-Enable-PKChunking": "chunkSize=999999"})
     assert bad.status_code == 400 and bad.json()["exceptionCode"] == "InvalidJob"
+
+
+def test_xml_content_job_inserts_records_and_answers_in_xml(api, sf):
+    t = tag()
+    job = xml(api("POST", "/job", data=XML_JOB.format(op="insert", obj="Account", extra="", ct="XML"),
+                  headers={"Content-Type": "application/xml"}))
+    records = ('<sObjects xmlns="http://www.force.com/2009/06/asyncapi/dataload" '
+               'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+               f'<sObject><Name>X {t}</Name><Phone xsi:nil="true"/></sObject>'
+               "<sObject><Phone>1</Phone></sObject></sObjects>")
+    batch = xml(api("POST", f"/job/{job['id']}/batch", data=records,
+                    headers={"Content-Type": "application/xml"}))
+    result = api("GET", f"/job/{job['id']}/batch/{batch['id']}/result")
+    assert result.headers["Content-Type"] == "application/xml"
+    good, bad = ET.fromstring(result.content)
+    assert good.find(f"{NS}success").text == "true" and good.find(f"{NS}id").text.startswith("001")
+    assert bad.find(f"{NS}success").text == "false"
+    assert bad.find(f"{NS}errors/{NS}statusCode").text == "REQUIRED_FIELD_MISSING"
+    assert sf.query(f"SELECT Phone FROM Account WHERE Name = 'X {t}'")["records"][0]["Phone"] is None
+    query = xml(api("POST", "/job", data=XML_JOB.format(op="query", obj="Account", extra="", ct="XML"),
+                    headers={"Content-Type": "application/xml"}))
+    qbatch = xml(api("POST", f"/job/{query['id']}/batch", data=f"SELECT Name, Owner.Name FROM Account "
+                     f"WHERE Name = 'X {t}'", headers={"Content-Type": "text/csv"}))
+    (rid,) = result_ids(api, query["id"], qbatch["id"])
+    page = ET.fromstring(api("GET", f"/job/{query['id']}/batch/{qbatch['id']}/result/{rid}").content)
+    (record,) = page
+    assert page.tag == f"{NS}queryResult" and record.find(f"{NS}Name").text == f"X {t}"
+    assert record.find(f"{NS}Owner/{NS}type").text == "User" and record.find(f"{NS}Owner/{NS}Name").text
+
+
+def test_json_job_abort_leaves_queued_batches_not_processed(api):
+    job = api("POST", "/job", json={"operation": "insert", "object": "Account", "contentType": "JSON",
+                                    "concurrencyMode": 1}).json()
+    assert job["concurrencyMode"] == "Serial" and job["apiVersion"] == float(VERSION)
+    batch = api("POST", f"/job/{job['id']}/batch", json=[{"Name": "never written"}]).json()
+    assert batch["state"] == "Queued" and batch["stateMessage"] is None
+    aborted = api("POST", f"/job/{job['id']}", json={"state": "Aborted"}).json()
+    assert aborted["state"] == "Aborted"
+    info = api("GET", f"/job/{job['id']}/batch/{batch['id']}").json()
+    assert info["state"] == "NotProcessed"
+    assert api("GET", f"/job/{job['id']}/batch").json()["batchInfo"][0]["id"] == batch["id"]
+    again = api("POST", f"/job/{job['id']}", json={"state": "Closed"})
+    assert again.status_code == 400 and again.json()["exceptionCode"] == "InvalidJobState"
