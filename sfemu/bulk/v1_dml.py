@@ -17,6 +17,7 @@ from sfemu.bulk.ingest import FAILED, SUCCEEDED, IngestJob, process
 from sfemu.bulk.v1_model import Batch, Job
 from sfemu.bulk.v1_wire import XSI, async_error, local, parse_xml, xml_document, xml_fields
 from sfemu.dml.results import NULL_MARKER
+from sfemu.errors import SalesforceError
 
 if TYPE_CHECKING:
     from sfemu.org import EmulatedOrg
@@ -61,7 +62,7 @@ def _xml_records(data: bytes) -> list[dict[str, Any]]:
 def to_csv(job: Job, data: bytes) -> bytes:
     """The batch's records as the CSV the ingest processor reads (CSV batches pass unchanged)."""
     if job.content_type == "CSV":
-        return data.replace(b"\r\n", b"\n")
+        return data
     if job.content_type == "JSON":
         try:
             records = json.loads(data)
@@ -86,13 +87,14 @@ def run(org: EmulatedOrg, job: Job, batch: Batch) -> None:
     """Process one DML batch through the ingest processor, keeping each row's outcome."""
     try:
         csv_data = to_csv(job, batch.data)
-    except Exception as exc:
-        message = exc.message if hasattr(exc, "message") else str(exc)
-        batch.finish("Failed", org.clock.now(), f"InvalidBatch : {message}")
+    except SalesforceError as exc:  # an unreadable batch fails, as on Salesforce
+        batch.finish("Failed", org.clock.now(), f"InvalidBatch : {exc.message}")
         return
+    header_end = csv_data.find(b"\n")
+    line_ending = "CRLF" if header_end > 0 and csv_data[header_end - 1:header_end] == b"\r" else "LF"
     ingest = IngestJob(id=batch.id, operation=job.operation, object=job.object, created_by=job.created_by,
                        created=batch.created, api_version=job.api_version, state="UploadComplete",
-                       external_id_field=job.external_id_field, contents=[csv_data])
+                       line_ending=line_ending, external_id_field=job.external_id_field, contents=[csv_data])
     process(org, ingest)
     batch.processing_ms = ingest.processing_ms
     outcome = ingest.outcome

@@ -56,8 +56,9 @@ class Batch:
     processed: int = 0
     failed: int = 0
     processing_ms: int = 0
-    # query batches: the Id range of a PK chunk, the result set and its files
+    # query batches: the Id range of a PK chunk and the batch it was cut from, the result set and its files
     id_range: tuple[str | None, str | None] | None = None
+    source: Batch | None = None
     result: ResultSet | None = None
     files: list[ResultFile] = field(default_factory=list)
     # DML batches: per input row (id, success, created, error cell in `CODE:message:fields --` form)

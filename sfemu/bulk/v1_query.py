@@ -28,6 +28,7 @@ from sfemu.store import DELETED_AT, quote
 
 if TYPE_CHECKING:
     from sfemu.org import EmulatedOrg
+    from sfemu.query import ResultSet
     from sfemu.soql import CompiledQuery
 
 # Rows per result file: Salesforce cuts files at 1 GB; clients read any number. The environment may set
@@ -74,45 +75,54 @@ def chunk_batches(org: EmulatedOrg, job: Job, batch: Batch) -> list[Batch]:
     starts = [r[0] for r in org.store.cursor().execute(sql, [job.pk_chunk_size]).fetchall()] or [None]
     ends: list[str | None] = [*starts[1:], None]
     ids = registry(org)
-    return [Batch(ids.batch_id(), job, batch.data, org.clock.now(), id_range=(lo, hi))
+    return [Batch(ids.batch_id(), job, batch.data, org.clock.now(), id_range=(lo, hi), source=batch)
             for lo, hi in zip(starts, ends, strict=True)]
 
 
-def _in_range(compiled: CompiledQuery, lo: str | None, hi: str | None) -> CompiledQuery:
-    """The query limited to record Ids in [lo, hi) (the `WHERE Id >= X AND Id < Y` of PK chunking)."""
-    conds, params = [], list(compiled.params)
-    if lo is not None:
-        conds.append(f"q.{quote('__id')} >= ?")
-        params.append(lo)
-    if hi is not None:
-        conds.append(f"q.{quote('__id')} < ?")
-        params.append(hi)
-    if not conds:
-        return compiled
-    sql = f"SELECT * FROM ({compiled.sql}) AS q WHERE {' AND '.join(conds)}"
-    return dataclasses.replace(compiled, sql=sql, params=params)
+def _by_id(org: EmulatedOrg, job: Job, source: Batch) -> ResultSet:
+    """The chunked query's rows in record-Id order, run once for all its chunks (kept by the batch
+    they were cut from), so that each chunk's `WHERE Id >= X AND Id < Y` is a contiguous slice."""
+    with source.lock:
+        if source.result is None:
+            compiled = _compile(org, job, source)
+            ordered = f"SELECT * FROM ({compiled.sql}) AS q ORDER BY q.{quote('__id')}"
+            ordered_query = dataclasses.replace(compiled, sql=ordered)
+            source.result = query_engine(org).execute(ordered_query, expires=False)
+        return source.result
+
+
+def _slice(result: ResultSet, lo: str | None, hi: str | None) -> tuple[int, int]:
+    """The rows [start, stop) of an Id-ordered result whose Id is in [lo, hi)."""
+    if result.spool is None or not result.num_rows:
+        return 0, 0
+    ids = result.spool.slice(0, result.num_rows).column("__id")
+    start = 0 if lo is None else pc.sum(pc.less(ids, lo)).as_py() or 0
+    stop = result.num_rows if hi is None else pc.sum(pc.less(ids, hi)).as_py() or 0
+    return start, stop
 
 
 def run(org: EmulatedOrg, job: Job, batch: Batch) -> None:
     """Run a queued query batch to Completed (with its result files) or Failed."""
     started = time.monotonic()
+    org.limits.count_bulk_batches(1)
     try:
         if org.faults.bulk_job_fails(job.object):
             raise SalesforceError(500, "InternalServerError", "the query batch could not be processed")
-        compiled = _compile(org, job, batch)
-        if batch.id_range is not None:
-            compiled = _in_range(compiled, *batch.id_range)
-        result = query_engine(org).execute(compiled, expires=False)
+        if batch.source is not None and batch.id_range is not None:
+            result = _by_id(org, job, batch.source)
+            start, stop = _slice(result, *batch.id_range)
+        else:
+            result = query_engine(org).execute(_compile(org, job, batch), expires=False)
+            start, stop = 0, result.num_rows
     except SalesforceError as exc:
         batch.finish("Failed", org.clock.now(),
                      f"InvalidBatch : Failed to process query: {exc.error_code}: {exc.message}")
         return
     batch.result = result
-    rows = result.num_rows
     ids = registry(org)
-    batch.files = [ResultFile(ids.result_id(), start, min(RESULT_FILE_ROWS, rows - start))
-                   for start in range(0, max(rows, 1), RESULT_FILE_ROWS)]
-    batch.processed = rows
+    batch.files = [ResultFile(ids.result_id(), offset, min(RESULT_FILE_ROWS, stop - offset))
+                   for offset in range(start, max(stop, start + 1), RESULT_FILE_ROWS)]
+    batch.processed = stop - start
     batch.processing_ms = int((time.monotonic() - started) * 1000)
     batch.finish("Completed", org.clock.now())
 
