@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -96,6 +97,8 @@ class Job:
     state: str = "Open"
     modstamp: datetime | None = None
     batches: list[Batch] = field(default_factory=list)
+    # the CSV result file a client will most likely read next (result id, rendering)
+    prefetched: tuple[str, Future[bytes]] | None = field(default=None, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -37,6 +38,7 @@ RESULT_FILE_ROWS = int(os.environ.get("SFEMU_BULK1_RESULT_FILE_ROWS") or 100_000
 DEFAULT_CHUNK, MAX_CHUNK = 100_000, 250_000
 NO_RECORDS = b"Records not found for this query"
 _DAY_MS = 86_400_000
+_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk1-prefetch")
 
 
 def pk_chunk_size(header: str | None) -> int | None:
@@ -162,15 +164,41 @@ def _xml_value(key: str, value: Any) -> str:
     return f"<{key}>{xml_text(value)}</{key}>"
 
 
+def _csv(result: ResultSet, file: ResultFile) -> bytes:
+    return result.csv_page(file.offset, file.count) if file.count else NO_RECORDS
+
+
+def _following(job: Job, result_id: str) -> tuple[ResultSet, ResultFile] | None:
+    """The result file a client reads after this one: the batch's next file, else the next batch's first."""
+    files = [(b.result, f) for b in job.batches if b.state == "Completed" and b.result is not None
+             for f in b.files]
+    for i, (_, f) in enumerate(files[:-1]):
+        if f.id == result_id:
+            return files[i + 1]
+    return None
+
+
+def _csv_file(job: Job, result: ResultSet, file: ResultFile) -> bytes:
+    """A CSV result file, rendered ahead if it was the one expected; starts rendering the next one,
+    so that formatting overlaps with sending (clients read result files one after another)."""
+    with job.lock:
+        ahead, job.prefetched = job.prefetched, None
+    body = ahead[1].result() if ahead is not None and ahead[0] == file.id else _csv(result, file)
+    following = _following(job, file.id)
+    if following is not None:
+        rendering = _PREFETCH.submit(_csv, *following)
+        with job.lock:
+            job.prefetched = (following[1].id, rendering)
+    return body
+
+
 def result_file(org: EmulatedOrg, job: Job, batch: Batch, result_id: str) -> tuple[bytes, str]:
     """The body and content type of one result file, in the job's content type."""
     file = next((f for f in batch.files if f.id == result_id), None)
     if file is None or batch.result is None:
         raise async_error("InvalidBatch", f"Unable to find result for id: {result_id}", 404)
     if job.content_type == "CSV":
-        if file.count == 0:
-            return NO_RECORDS, "text/csv"
-        return batch.result.csv_page(file.offset, file.count), "text/csv"
+        return _csv_file(job, batch.result, file), "text/csv"
     records = _records(org, job, batch, file) if file.count else []
     if job.content_type == "JSON":
         return json.dumps(records, ensure_ascii=False).encode(), "application/json"
