@@ -1,5 +1,6 @@
 """Seeding throughput: a production emulator backed up, then a seed of ~10,000 records over five
-objects (Account, Contact, Opportunity, Case, Task) into a sandbox emulator; then the same at ~100,000.
+objects (Account, Contact, Opportunity, Case, Task) into a sandbox emulator with its automations switched
+off; then the same at ~100,000.
 
 One line per size: records seeded, seconds, records/s, API calls and records per call (the goal is at
 least 200 records per call on REST). `BENCH_SEED_SIZES=10000` runs only the small one.
@@ -67,7 +68,8 @@ sandbox = true
         (root / "bench.toml").write_text(TEMPLATE, encoding="utf-8")
         os.environ.setdefault("REPLICATOR_SEED_SECRET", "benchmark-secret")
         started = time.monotonic()
-        result = seed_run(load_config(path), SeedRequest(str(root / "bench.toml"), "sandbox"))
+        result = seed_run(load_config(path), SeedRequest(str(root / "bench.toml"), "sandbox",
+                                                         disable_automations=True))
         seconds = time.monotonic() - started
         seed = result.seed
         records = seed["insert_success_records"]

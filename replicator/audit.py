@@ -5,12 +5,14 @@ parameters, source, user_email, user_id), so the people who read those read ours
 `prev_hash` and `hash` (store.audit_log). The CLI records one event per command it runs, in one
 place (cli/audit.py), so a command added later is audited without doing anything; the REST service
 will call `record` with its own actor. Parameters never hold a secret, nor the personal values a
-GDPR request names: both are masked before anything is written.
+GDPR request names: both are masked before anything is written, and free text (a SQL query) and
+record ids are recorded as their digests.
 """
 
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import socket
@@ -27,12 +29,17 @@ from replicator.result import JobResult, jsonable
 from replicator.store.audit_log import AuditLog, Break
 from replicator.store.repository import Repository
 
-__all__ = ["Actor", "EventsRequest", "EventsResult", "VerifyResult", "events", "local_actor", "masked",
-           "record", "verify"]
+__all__ = ["Actor", "EventsRequest", "EventsResult", "VerifyResult", "digest", "events", "local_actor",
+           "masked", "record", "verify"]
 
 SECRET_WORDS = ("password", "secret", "token", "credential", "passphrase")
 PERSONAL = frozenset({"email", "phone", "value"})  # a GDPR subject, or a value written to a record
-GDPR_PERSONAL = frozenset({"name"})  # `gdpr search --name`: elsewhere a name is a job's or an object's
+# `gdpr search --name/--address/--text`: elsewhere a name is a job's or an object's, a text a label's
+# and the Id of a record to forget (remembered only as a keyed hash, store.forgotten)
+GDPR_PERSONAL = frozenset({"name", "address", "text", "record_id"})
+# Recorded as digests: free text may quote anyone's values, and a record id is one of the values a
+# GDPR forget must leave nowhere in the storage folder.
+DIGESTED = frozenset({"query", "where", "filter", "comment", "sql", "id", "ids", "record_id", "params"})
 USER_EMAIL_ENV = "REPLICATOR_USER_EMAIL"
 
 
@@ -50,7 +57,10 @@ def local_actor(environ: Mapping[str, str] | None = None) -> Actor:
     """The person at this terminal: their login (and REPLICATOR_USER_EMAIL when set), their SSH client's
     address when they came over SSH, else loopback."""
     env = os.environ if environ is None else environ
-    user = getpass.getuser()
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container's uid without a passwd entry and no LOGNAME/USER
+        user = f"uid{os.getuid()}"
     ssh = (env.get("SSH_CONNECTION") or env.get("SSH_CLIENT") or "").split()
     return Actor(ip_address=ssh[0] if ssh else "127.0.0.1", source="cli",
                  user_email=env.get(USER_EMAIL_ENV) or f"{user}@{socket.gethostname()}",
@@ -58,15 +68,29 @@ def local_actor(environ: Mapping[str, str] | None = None) -> Actor:
 
 
 def masked(key: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameters as JSON values, with secrets and personal values replaced by `***`."""
+    """Parameters as JSON values, with secrets and personal values replaced by `***`, and free text
+    (a SQL query, a filter, a comment) and record ids by their digest: a GDPR forget must find no
+    copy of a person's values in the storage folder, yet whoever holds the text can prove it ran."""
     personal = PERSONAL | (GDPR_PERSONAL if key.startswith("gdpr") else frozenset())
     out: dict[str, Any] = {}
     for name, value in parameters.items():
         lowered = name.lower()
         hidden = (isinstance(value, Secret) or any(word in lowered for word in SECRET_WORDS)
                   or lowered == "key" or lowered.endswith("_key") or lowered in personal)
-        out[name] = MASK if hidden and value is not None else _plain(value)
+        if hidden and value is not None:
+            out[name] = MASK
+        elif lowered in DIGESTED and isinstance(value, str):
+            out[name] = digest(value)
+        elif lowered in DIGESTED and isinstance(value, list | tuple):  # a repeated option
+            out[name] = [digest(v) if isinstance(v, str) else _plain(v) for v in value]
+        else:
+            out[name] = _plain(value)
     return out
+
+
+def digest(text: str) -> str:
+    """`sha256:<hex> (<n> chars)`: what free text is recorded as."""
+    return f"sha256:{hashlib.sha256(text.encode('utf-8')).hexdigest()} ({len(text)} chars)"
 
 
 def _plain(value: Any) -> Any:

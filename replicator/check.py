@@ -72,7 +72,7 @@ def check(config: Config, request: CheckRequest) -> CheckResult:
                      f"{holder.get('started', '?')}) is writing to {repository.layout.root}; "
                      "check it afterwards")
     result = CheckResult()
-    blobs = repository.blobs(config.storage.blob_key_env) if request.read_blobs else None
+    blobs = repository.blobs() if request.read_blobs else None
     presence = repository.blob_listing()
     with repository.open_read() as store:
         result.runs = len(store.ledger.runs())

@@ -60,8 +60,11 @@ def encrypt_store(config: Config) -> RekeyResult:
         raise InvalidInput(f"the store at {plain.layout.database} is already encrypted "
                            "(store rotate-key replaces its key)")
     plain.rekey(key)
-    return RekeyResult(plain.layout.database, True, "every command now opens it with the configured key; "
-                       "without it, nothing opens")
+    next_step = "every command now opens it with the configured key; without it, nothing opens"
+    if config.storage.blob_key_env is None and plain.layout.blob_key.exists():
+        next_step += (f"; the file bodies' key is {plain.layout.blob_key}, inside the folder: move it "
+                      "to the variable storage.blob_key_env names")
+    return RekeyResult(plain.layout.database, True, next_step)
 
 
 def rotate_key(config: Config, request: RotateRequest) -> RekeyResult:

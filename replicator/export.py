@@ -317,7 +317,7 @@ def run_export(config: Config, request: ExportRequest,
     if (request.out is None) == (request.endpoint is None):
         raise BadExport("an export goes into an output folder or into an endpoint: name exactly one")
     repository = Repository.for_storage(config.storage)
-    blobs = repository.blobs(config.storage.blob_key_env) if request.include_attachments else None
+    blobs = repository.blobs() if request.include_attachments else None
     objects = list(request.objects) if request.objects else None
     progress.phase("export")
     if request.endpoint is not None:

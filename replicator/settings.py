@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from replicator.config import Config, ConfigError
@@ -80,12 +81,14 @@ def _file_problems(config: Config) -> Iterator[tuple[str, str]]:
     storage = config.storage.path
     if storage.exists() and not storage.is_dir():
         yield "storage.path", f"{storage} is a file, not a folder"
+    files: dict[str, Path | None] = {"storage.blob_key_file": config.storage.blob_key_file}
     for name, org in config.orgs.items():
-        files = {"ca_bundle": org.ca_bundle, "private_key_file": getattr(org.auth, "private_key_file", None)}
-        for key, path in files.items():
-            if path is not None and not path.is_file():
-                what = "is a folder, not a file" if path.is_dir() else "does not exist"
-                yield f"orgs.{name}.{key}", f"{path} {what}"
+        files[f"orgs.{name}.ca_bundle"] = org.ca_bundle
+        files[f"orgs.{name}.private_key_file"] = getattr(org.auth, "private_key_file", None)
+    for key, path in files.items():
+        if path is not None and not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            yield key, f"{path} {what}"
 
 
 @dataclass(frozen=True)

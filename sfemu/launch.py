@@ -39,6 +39,7 @@ def start_emulator(state_dir: Path, port: int, scale: int, seed: int,
                "--ready-file", str(ready), *(extra or [])]
     # the log holds what `serve` prints, passwords included: the owner's alone
     log_fd = os.open(state_dir / "emulator.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(log_fd, 0o600)  # a log left by an older version keeps its mode through O_CREAT
     with os.fdopen(log_fd, "ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)

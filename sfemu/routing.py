@@ -32,7 +32,7 @@ _SLASHES = re.compile(r"/{2,}")
 # caps nesting); real payloads (composite graphs included) stay within a few levels.
 MAX_JSON_DEPTH = 100
 # Largest request body a route takes unless it says otherwise: Salesforce's 50 MB for a JSON body
-# (sf_api.md 2.x: ~37.5 MB of base64 file body); Bulk uploads declare their own 150 MB.
+# (sf_api.md 2.7: ~37.5 MB of base64 file body); Bulk uploads declare their own 150 MB.
 MAX_BODY_BYTES = 50 * 1024 * 1024
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

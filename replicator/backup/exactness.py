@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 
+from replicator.config import Secret
 from replicator.progress import Progress
 from replicator.salesforce.catalog import ObjectPlan
 from replicator.sources.salesforce import DELETED_SUFFIX, STAGING_DATASET, connect_staging
@@ -83,7 +84,7 @@ def reconcile(store: SnapshotStore, plans: list[ObjectPlan], staging: Path,
     """
     found: dict[str, int] = {}
     now = datetime.now(UTC)
-    con = connect_staging(staging)
+    con = connect_staging(staging, store.db.key)
     try:
         for plan in plans:
             if plan.filter_by is not None or not _has_table(con, plan.name):
@@ -103,7 +104,7 @@ def reconcile(store: SnapshotStore, plans: list[ObjectPlan], staging: Path,
     return found
 
 
-def purged_ids(staging: Path, plans: Iterable[ObjectPlan]) -> dict[str, list[str]]:
+def purged_ids(staging: Path, plans: Iterable[ObjectPlan], key: Secret | None = None) -> dict[str, list[str]]:
     """Ids /deleted reported that the queryAll read did not return: removed for good (hard delete).
 
     A record in the recycle bin comes back from queryAll with IsDeleted; one that is not there
@@ -112,7 +113,7 @@ def purged_ids(staging: Path, plans: Iterable[ObjectPlan]) -> dict[str, list[str
     if not staging.exists():
         return {}
     found: dict[str, list[str]] = {}
-    con = connect_staging(staging)
+    con = connect_staging(staging, key)
     try:
         for plan in plans:
             if not _has_table(con, plan.name + DELETED_SUFFIX):

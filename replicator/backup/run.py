@@ -254,6 +254,7 @@ def run_backup(config: Config, request: BackupRequest = BackupRequest(),
     """Run one backup of a job; raises BackupError/ConfigError when it cannot start."""
     job = pick_job(config, request.job)
     repository = Repository.for_storage(config.storage)
+    repository.blob_listing()  # a configured blob key that is missing or malformed: one line, nothing written
     try:
         store = repository.open_write("backup", job.name, create=True)
     except StoreLocked as exc:
@@ -319,6 +320,10 @@ class _Run:
                 self._record_crash(exc)
                 raise
             return self._storage_failed(problem)
+        except KeyboardInterrupt:  # Ctrl-C: `runs` says so now, not 'running' until the next writer
+            with suppress(Exception):  # past the commit the run stands as committed
+                self._finish("aborted", "interrupted before its commit; nothing of it was committed")
+            raise
         finally:
             if self.run_dir is not None:
                 shutil.rmtree(self.run_dir, ignore_errors=True)  # staging holds raw rows
@@ -444,7 +449,7 @@ class _Run:
         pause("applying")
         assert self.run_id is not None
         if not staging.exists():  # nothing extracted: apply still records the sections and status
-            connect_staging(staging).close()
+            connect_staging(staging, self.repository.key).close()
         expect = {s.object: s.org_count for s in sections
                   if s.object in self.counted and s.org_count is not None and s.object not in whole}
         try:
@@ -503,10 +508,9 @@ class _Run:
             return []
         start = {p.name: None if p.name in whole else cursors.get(p.name) for p in plans}
         sections = [_store_section(s) for s in extract(self.client, plans, start, staging, run_ts=self.run_ts,
-                                                        full=self.full)]
+                                                        full=self.full, key=self.repository.key)]
         # GDPR: forgotten records never reach the history (nor their files the blob store) again
-        Forgotten.of(self.store.db, self.config.storage.path, self.config.storage.blob_key_env
-                     ).purge_staging(staging)
+        Forgotten.of(self.store.db, self.repository.blob_key).purge_staging(staging)
         return sections
 
     def _cleared_lookups(self, selected: list[ObjectPlan], ok_plans: list[ObjectPlan], sections: list[Any],
@@ -517,7 +521,7 @@ class _Run:
         sees it. Returns the objects re-read (their staged rows are compared field by field); they
         join `ok_plans` for the apply when the probe had found them unchanged.
         """
-        purged = purged_ids(staging, ok_plans)
+        purged = purged_ids(staging, ok_plans, self.repository.key)
         if not purged:
             return set()
         touched = referencing(self.store.reads, selected, purged)
@@ -526,7 +530,7 @@ class _Run:
             section = next(s for s in sections if s.object == name)
             if section.status != "ok":
                 continue
-            staged = stage_ids(self.client, by_name[name], ids, staging)
+            staged = stage_ids(self.client, by_name[name], ids, staging, self.repository.key)
             earlier = None if section.message == UNCHANGED else section.message
             section.message = _joined(earlier, f"{staged} records re-read: lookups to purged records")
             section.items += staged
@@ -568,9 +572,10 @@ class _Run:
         if not with_blobs:
             return False
         self.progress.phase("files", len(with_blobs))
-        blobs = self.repository.blobs(self.config.storage.blob_key_env)
+        blobs = self.repository.blobs()
+        blobs.migrate_names()  # a store from before keyed blob names: rename its blobs once
         previous = self.store.reads.current_versions
-        stats = fetch_files(self.client, blobs, staging, with_blobs, previous)
+        stats = fetch_files(self.client, blobs, staging, with_blobs, previous, self.repository.key)
         for s in sections:
             problem = stats[s.object].problem() if s.object in stats else None
             if problem:

@@ -20,9 +20,10 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from replicator.cli.output import CONTEXT_SETTINGS, emit, json_option, load
+from replicator.cli.output import CONTEXT_SETTINGS, RESULT_KEY, emit, json_option, load
 from replicator.config import ConfigError, load_config
 from replicator.errors import ReplicatorError
+from replicator.result import JobResult
 
 __all__ = ["audit", "audit_tree"]
 
@@ -70,10 +71,26 @@ def _audited(callback: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             if outcome is not None:
                 outcome["seconds"] = round(time.monotonic() - clock, 3)
+                outcome.update(_result_ids(ctx.meta.get(RESULT_KEY)))
                 _record(ctx, outcome, started)
 
     setattr(run, MARK, True)
     return run
+
+
+def _result_ids(result: JobResult | None) -> dict[str, int]:
+    """What the command created or read, by id (`run_id` of a backup, `export_id`, `request_id`...),
+    so an event leads to its ledger row; ids are numbers, never record values."""
+    if result is None:
+        return {}
+    try:
+        data = result.to_json()
+    except Exception:  # a result that cannot render has already failed the command
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if k.endswith("_id") and isinstance(v, int)
+            and not isinstance(v, bool)}
 
 
 def _given(ctx: click.Context) -> dict[str, Any]:

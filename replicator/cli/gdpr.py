@@ -63,6 +63,20 @@ def rectify_cmd(ctx: click.Context, obj: str, record_id: str, field_name: str, v
     emit(run_rectify(load(ctx), RectifyRequest(obj, record_id, field_name, value, comment)), as_json)
 
 
+@gdpr.command("lift", context_settings=CONTEXT_SETTINGS)
+@click.option("--request", "request_id", required=True, type=int,
+              help="The forget request's id (gdpr requests).")
+@comment_option
+@json_option
+@click.pass_context
+def lift_cmd(ctx: click.Context, request_id: int, comment: str | None, as_json: bool) -> None:
+    """Lift a forget request: its records are no longer kept out of backups, restores and seeds (the
+    next full backup reads them from the org again)."""
+    from replicator.gdpr.lift import LiftRequest, run_lift
+
+    emit(run_lift(load(ctx), LiftRequest(request_id, comment)), as_json)
+
+
 @gdpr.command("requests", context_settings=CONTEXT_SETTINGS)
 @json_option
 @click.pass_context

@@ -21,6 +21,7 @@ from replicator.result import JobResult
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 JSON_KEY = "replicator.as_json"
+RESULT_KEY = "replicator.result"
 
 
 def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
@@ -75,7 +76,9 @@ def print_rows(result: Any) -> None:
 
 
 def emit(result: JobResult, as_json: bool, render: Callable[[Any], None] | None = None) -> None:
-    """Print the result (JSON, the command's own rendering, or its text) and exit with its code."""
+    """Print the result (JSON, the command's own rendering, or its text) and exit with its code.
+    The result is also left in the context, where the audit hook (cli/audit.py) takes its ids."""
+    click.get_current_context().meta[RESULT_KEY] = result
     if as_json:
         print_json(result.to_json())
     elif render is not None:

@@ -22,6 +22,10 @@ def _common(command: click.Command) -> click.Command:
                      help="A value the template's {{ param.KEY }} expressions use (repeatable)."),
         click.option("--allow-production", is_flag=True,
                      help="Allow a production target (then at most 10,000 records)."),
+        click.option("--disable-automations", is_flag=True,
+                     help="Switch the target's automations on the seeded objects off for the seed "
+                          "(journaled: back on afterwards, also after a crash)."),
+        click.option("--only", help="With --disable-automations: only these (Type:Name, comma-separated)."),
         json_option,
     )):
         command = option(command)
@@ -29,10 +33,12 @@ def _common(command: click.Command) -> click.Command:
 
 
 def _request(template: str, to_org: str, method: str, run: str, params: tuple[str, ...],
-             allow_production: bool, **extra: object) -> object:
+             allow_production: bool, disable_automations: bool, only: str | None) -> object:
     from replicator.seed.jobs import SeedRequest, parse_params
 
-    return SeedRequest(template, to_org, method, parse_params(params), run, allow_production, **extra)
+    chosen = tuple(p.strip() for p in (only or "").split(",") if p.strip())
+    return SeedRequest(template, to_org, method, parse_params(params), run, allow_production,
+                       disable_automations, chosen)
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -54,22 +60,23 @@ def seed_templates(ctx: click.Context, as_json: bool) -> None:
 @_common
 @click.pass_context
 def seed_plan(ctx: click.Context, template: str, to_org: str, method: str, run: str, params: tuple[str, ...],
-              allow_production: bool, as_json: bool) -> None:
-    """What a seed would copy, mask, delete and cost, before anything is written."""
+              allow_production: bool, disable_automations: bool, only: str | None, as_json: bool) -> None:
+    """What a seed would copy, mask, delete, switch off and cost, before anything is written."""
     from replicator.seed.jobs import seed_plan
 
-    emit(seed_plan(load(ctx), _request(template, to_org, method, run, params, allow_production)), as_json)
+    request = _request(template, to_org, method, run, params, allow_production, disable_automations, only)
+    emit(seed_plan(load(ctx), request), as_json)
 
 
 @seed.command("run", context_settings=CONTEXT_SETTINGS)
 @_common
 @click.pass_context
 def seed_run(ctx: click.Context, template: str, to_org: str, method: str, run: str, params: tuple[str, ...],
-             allow_production: bool, as_json: bool) -> None:
+             allow_production: bool, disable_automations: bool, only: str | None, as_json: bool) -> None:
     """Seed the target org from the template (every record's outcome goes to the seeds ledger)."""
     from replicator.seed.jobs import seed_run
 
-    request = _request(template, to_org, method, run, params, allow_production)
+    request = _request(template, to_org, method, run, params, allow_production, disable_automations, only)
     with RichProgress(enabled=not as_json) as progress:
         result = seed_run(load(ctx), request, progress)
     emit(result, as_json)

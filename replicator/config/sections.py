@@ -57,8 +57,10 @@ Port = Annotated[int, Range(1, 65535)]
 class StorageSettings:
     """Where the snapshot store, blobs and logs live.
 
-    `blob_key_env` names the environment variable holding the file-encryption key; without it the
-    key is generated once into <path>/blob.key (losing that file loses every backed-up file).
+    `blob_key_env` names the environment variable holding the file-encryption key, or
+    `blob_key_file` a file holding it kept away from the storage folder (a copy of the folder then
+    holds no key; give one of the two); without either the key is generated once into
+    <path>/blob.key (losing that file loses every backed-up file).
     `encryption_key_env` or `encryption_key_file` give the snapshot store's own key (store.encryption):
     with one, the store and a run's staging are encrypted DuckDB files. Never in this file, and a key
     file never inside the storage folder: a key beside the data it locks protects nothing.
@@ -66,6 +68,7 @@ class StorageSettings:
 
     path: Path = field(metadata=in_file("var"))
     blob_key_env: EnvName | None = None
+    blob_key_file: Path | None = None
     encryption_key: Secret | None = None
     encryption_key_file: Path | None = None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +23,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from replicator.sinks.csv import csv_batch
+from replicator.sinks.sql.literals import render_literal
+from replicator.sinks.sql.registry import DIALECTS, dialect
 from replicator.sinks.sql.script import write_script
 from replicator.sources.snapshot import attach_blobs, object_types, read_as_of
-from replicator.store.rewrite import Erasure
-from replicator.store.schema import literal, quote
+from replicator.store.rewrite import Erasure, Rectification
+from replicator.store.schema import quote
 from replicator.store.snapshot import SnapshotStore
 
 __all__ = ["Copies", "rewrite_copies"]
@@ -97,6 +100,14 @@ def _quoted(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
+def _word_replaced(text: str, old: str, new: str) -> str:
+    """The first whole-word `old` in `text` replaced by `new` (as store.rewrite does in SQL)."""
+    found = re.search(r"(^|\s)" + re.escape(old) + r"(\s|$)", text)
+    if found is None:
+        return text
+    return (text[:found.start()] + found.group(1) + new + found.group(2) + text[found.end():]).strip()
+
+
 def _fix(row: list[str], names: list[str], cells: dict[str, str],
          derived: dict[str, tuple[str, ...]]) -> None:
     """Put the new cells into a record's row, and the new value into the columns derived from them."""
@@ -108,7 +119,7 @@ def _fix(row: list[str], names: list[str], cells: dict[str, str],
         for name in derived.get(column, ()):
             if old and name in names:
                 i = names.index(name)
-                row[i] = _quoted(_value(row[i]).replace(old, _value(text)))
+                row[i] = _quoted(_word_replaced(_value(row[i]), old, _value(text)))
 
 
 def rewrite_csv(path: Path, drop: set[str], cells: dict[str, dict[str, str]],
@@ -167,15 +178,24 @@ def _rewrite_sql(store: SnapshotStore, path: Path, obj: str, run_id: int, dialec
     _swap(tmp, path)
 
 
-def _statement(obj: str, erasure: Erasure) -> str:
-    """What to run in an endpoint database we cannot reach (its table is named like the object)."""
+def _statement(store: SnapshotStore, obj: str, erasure: Erasure, kind: str | None) -> str:
+    """What to run in an endpoint database we cannot reach, in its own dialect (its tables are named
+    by the object, shortened to the dialect's limit, as the endpoint loader names them)."""
+    d = dialect(kind if kind in DIALECTS else "postgresql")
+    table = d.quote(d.short_name(obj))
+    types = {c.name: c for c in object_types(store, obj)}
     if erasure.drop.get(obj):
-        ids = ", ".join(literal(i) for i in erasure.drop[obj])
-        return f'DELETE FROM {quote(obj)} WHERE "Id" IN ({ids});'
-    fixes = [f for f in erasure.rectify if f.object == obj]
-    return " ".join(f"UPDATE {quote(obj)} SET {quote(f.field)} = "
-                    f"{'NULL' if f.value is None else literal(str(f.value))} "
-                    f'WHERE "Id" = {literal(f.record_id)};' for f in fixes)
+        ids = ", ".join(render_literal(i, types["Id"], d) for i in erasure.drop[obj])
+        return f"DELETE FROM {table} WHERE {d.quote('Id')} IN ({ids});"
+    return " ".join(f"UPDATE {table} SET {d.quote(f.field)} = "
+                    f"{render_literal(_python_value(store, f), types[f.field], d)} "
+                    f"WHERE {d.quote('Id')} = {render_literal(f.record_id, types['Id'], d)};"
+                    for f in erasure.rectify if f.object == obj)
+
+
+def _python_value(store: SnapshotStore, fix: Rectification) -> Any:
+    """The rectified value as the Python value of its column type (for a dialect literal)."""
+    return store.db.execute(f"SELECT CAST(? AS {fix.sql_type})", [fix.value]).fetchone()[0]
 
 
 def _files_of(entry: dict[str, Any], obj: str) -> list[str]:
@@ -199,7 +219,8 @@ def rewrite_copies(store: SnapshotStore, erasure: Erasure) -> Copies:
             continue
         if entry["kind"] == "endpoint":
             done.outside += [{"export_id": entry["export_id"], "destination": entry["destination"],
-                              "object": o, "statement": _statement(o, erasure)} for o in objects]
+                              "object": o, "statement": _statement(store, o, erasure, entry["dialect"])}
+                             for o in objects]
             continue
         folder = Path(entry["destination"])
         if not folder.is_dir():

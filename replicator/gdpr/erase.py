@@ -4,21 +4,22 @@ Order, and why: (1) everything is checked before anything changes (object, Id, f
 bad input leaves the store as it was; (2) the store is rewritten into a fresh DuckDB file without
 the record (or with the new value) and swapped in atomically, with the request and the forgotten
 subjects' keyed hashes written into that same file (store.rewrite): killed at any moment, the store
-is wholly before or wholly after; (3) file bodies no remaining version names are deleted; (4) the
-exports and change files are rewritten (gdpr.copies); (5) the request's outcome is recorded.
-Steps 3-5 only touch copies of what step 2 already erased, so running the request again after a
-crash between them is never needed for the store, and the ledger shows the request as 'erased'
-rather than 'completed' until they are done.
+is wholly before or wholly after; (3) file bodies no remaining version names are deleted, and so
+are the run folders killed backups left (raw staged rows); (4) the exports and change files are
+rewritten (gdpr.copies); (5) the request's outcome is recorded. Steps 3-5 only touch copies of what
+step 2 already erased, so running the request again after a crash between them is never needed for
+the store, and the ledger shows the request as 'erased' rather than 'completed' until they are done.
 """
 
 from __future__ import annotations
 
-import getpass
+import json
 import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -31,7 +32,7 @@ from replicator.progress import Progress, Silent
 from replicator.result import JobResult, jsonable
 from replicator.store.database import now
 from replicator.store.forgotten import Forgotten
-from replicator.store.gdpr_requests import GdprRequest, GdprRequests
+from replicator.store.gdpr_requests import GdprRequest, GdprRequests, requester
 from replicator.store.repository import Repository
 from replicator.store.rewrite import Erasure, Rectification, rewrite_without
 from replicator.store.schema import quote
@@ -40,6 +41,7 @@ from replicator.store.snapshot import SnapshotStore
 __all__ = ["BadRectify", "ErasureResult", "ForgetRequest", "RectifyRequest", "run_forget", "run_rectify"]
 
 PAUSE_ENV = "REPLICATOR_TEST_PAUSE_AT"
+PENDING = "gdpr.pending.json"
 # Parts of a person's name that Salesforce's compound Name field repeats (Contact, Lead).
 NAME_PARTS = {"Salutation", "FirstName", "MiddleName", "LastName", "Suffix"}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -112,13 +114,6 @@ def _pause(phase: str) -> None:
         time.sleep(60)
 
 
-def _who() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
 def _body_shas(store: SnapshotStore, targets: Mapping[str, list[str]], bodies: Mapping[str, str]) -> set[str]:
     """The file bodies any version of the targets names."""
     shas: set[str] = set()
@@ -142,14 +137,73 @@ def _unreferenced(store: SnapshotStore, shas: set[str], bodies: Mapping[str, str
     return left
 
 
+@dataclass
+class _Pending:
+    """What is left to do once the store is rewritten (bodies, run folders, copies), kept in
+    <storage>/gdpr.pending.json from before the swap until done, so a request killed after the swap
+    is completed by the next GDPR command (the erased Ids are nowhere else to be found)."""
+
+    request_id: int
+    erasure: Erasure
+    shas: list[str]
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"request_id": self.request_id, "erasure": asdict(self.erasure),
+                                   "shas": self.shas}), encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> _Pending:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        fixes = [Rectification(**{**r, "derived": tuple(r["derived"])}) for r in data["erasure"]["rectify"]]
+        return cls(data["request_id"], Erasure(data["erasure"]["drop"], fixes), data["shas"])
+
+
+def _pending_file(repository: Repository) -> Path:
+    return repository.layout.root / PENDING
+
+
+def _complete(repository: Repository, store: SnapshotStore, pending: _Pending) -> tuple[Copies, int]:
+    """Steps 3-5 of a request whose store rewrite is done; returns the copies handled and bodies removed."""
+    # run folders of killed backups hold raw staged rows; no run executes while we hold the lock
+    leftovers = len(repository.leftover_run_folders())
+    repository.remove_run_folders()
+    listing = repository.blob_listing()
+    gone = [sha for sha in _unreferenced(store, set(pending.shas), blob_fields(store)) if listing.delete(sha)]
+    copies = rewrite_copies(store, pending.erasure)
+    GdprRequests(store.db).finish(pending.request_id, "incomplete" if copies.outside else "completed", {
+        "blobs_removed": len(gone), "files_rewritten": len(copies.rewritten),
+        "files_removed": len(copies.removed), "run_folders_removed": leftovers,
+        "outside_reach": [{k: o[k] for k in ("export_id", "destination", "object")} for o in copies.outside],
+        "exports_gone": copies.gone})
+    _pending_file(repository).unlink()
+    return copies, len(gone)
+
+
+def resume(config: Config) -> None:
+    """Finish a request killed after its store rewrite, or drop the plan of one killed before it."""
+    repository = Repository.for_storage(config.storage)
+    path = _pending_file(repository)
+    path.with_name(path.name + ".tmp").unlink(missing_ok=True)  # a plan killed while being written
+    if not path.exists():
+        return
+    with repository.open_write("gdpr resume") as store:
+        pending = _Pending.load(_pending_file(repository))
+        entry = GdprRequests(store.db).get(pending.request_id)
+        if entry is None or entry["status"] != "erased":
+            _pending_file(repository).unlink()  # killed before the swap: the store is as it was
+            return
+        _complete(repository, store, pending)
+
+
 def _erase(config: Config, store: SnapshotStore, request: GdprRequest, erasure: Erasure,
            remember: Forgotten | None) -> tuple[int, Mapping[str, int], Copies, int]:
     """Rewrite the store, then bodies and copies; returns request id, versions dropped, copies, bodies."""
     repository = Repository.for_storage(config.storage)
-    bodies = blob_fields(store)
-    shas = _body_shas(store, erasure.drop, bodies)
     requests = GdprRequests(store.db)
     request_id = requests.next_id()
+    pending = _Pending(request_id, erasure, sorted(_body_shas(store, erasure.drop, blob_fields(store))))
     versions = sum(store.db.execute(f'SELECT count(*) FROM hist.{quote(f.object)} WHERE "Id" = ?',
                                     [f.record_id]).fetchone()[0] for f in erasure.rectify)
     dropped: dict[str, int] = {}
@@ -162,17 +216,11 @@ def _erase(config: Config, store: SnapshotStore, request: GdprRequest, erasure: 
         GdprRequests.write(con, database, request_id, request, versions + sum(counts.values()),
                            len(erasure.dropped_ids()) or 1)
 
+    pending.save(_pending_file(repository))
     rewrite_without(store.db, erasure, finish, _pause)
     _pause("swapped")
-    listing = repository.blob_listing()
-    gone = [sha for sha in _unreferenced(store, shas, bodies) if listing.delete(sha)]
-    copies = rewrite_copies(store, erasure)
-    requests.finish(request_id, "incomplete" if copies.outside else "completed", {
-        "blobs_removed": len(gone), "files_rewritten": len(copies.rewritten),
-        "files_removed": len(copies.removed),
-        "outside_reach": [{k: o[k] for k in ("export_id", "destination", "object")} for o in copies.outside],
-        "exports_gone": copies.gone})
-    return request_id, dropped, copies, len(gone)
+    copies, gone = _complete(repository, store, pending)
+    return request_id, dropped, copies, gone
 
 
 def _record(store: SnapshotStore, obj: str, record_id: str) -> tuple[str, str]:
@@ -191,13 +239,14 @@ def _checked(config: Config, check: Callable[[SnapshotStore], object]) -> None:
 def run_forget(config: Config, request: ForgetRequest, progress: Progress = Silent()) -> ErasureResult:
     """Forget a record everywhere the store reaches, and remember it only as a keyed hash."""
     progress.phase("gdpr forget")
+    resume(config)
     _checked(config, lambda store: _record(store, request.object, request.record_id))
     with Repository.for_storage(config.storage).open_write("gdpr forget") as store:
         obj, rid = _record(store, request.object, request.record_id)
         targets = subjects(store, obj, rid, request.with_related)
-        forgotten = Forgotten.of(store.db, config.storage.path, config.storage.blob_key_env)
+        forgotten = Forgotten.of(store.db, Repository.for_storage(config.storage).blob_key)
         ref = "subject:" + forgotten.subject(rid)[:16]
-        entry = GdprRequest("forget", obj, ref, None, request.comment, _who(), now())
+        entry = GdprRequest("forget", obj, ref, None, request.comment, requester(), now())
         request_id, dropped, copies, gone = _erase(config, store, entry, Erasure(drop=targets), forgotten)
         return ErasureResult(request_id, "forget", obj, ref, "incomplete" if copies.outside else "completed",
                              sum(dropped.values()), {o: len(ids) for o, ids in targets.items()}, gone, copies)
@@ -240,10 +289,11 @@ def run_rectify(config: Config, request: RectifyRequest, progress: Progress = Si
         name = _field(store, obj, request.field)
         return obj, rid, name, *_typed(store, obj, name, request.value)
 
+    resume(config)
     _checked(config, check)
     with Repository.for_storage(config.storage).open_write("gdpr rectify") as store:
         obj, rid, name, value, sql_type = check(store)
-        entry = GdprRequest("rectify", obj, rid, name, request.comment, _who(), now())
+        entry = GdprRequest("rectify", obj, rid, name, request.comment, requester(), now())
         derived = ("Name",) if name in NAME_PARTS and "Name" in store.reads.fields(obj) else ()
         erasure = Erasure(rectify=[Rectification(obj, rid, name, value, sql_type, derived)])
         request_id, _, copies, _ = _erase(config, store, entry, erasure, None)

@@ -79,7 +79,9 @@ def _referencing(store: SnapshotStore, objects: list[str], ids: list[str]) -> di
 
 
 def _linked_documents(store: SnapshotStore, ids: list[str]) -> dict[str, set[str]]:
-    """ContentDocumentLinks to `ids` and the ContentVersions of the documents they link."""
+    """ContentDocumentLinks to `ids`, and the documents (and their ContentVersions) linked to nothing
+    else: a document shared with another record stays, only its link to the subject goes. Links to
+    users (the owner's library, Ids starting 005) do not count as sharing."""
     objects = set(store.reads.objects())
     if not {"ContentDocumentLink", "ContentVersion"} <= objects:
         return {}
@@ -88,7 +90,12 @@ def _linked_documents(store: SnapshotStore, ids: list[str]) -> dict[str, set[str
         'WHERE list_contains(?, "LinkedEntityId")', [ids]).fetchall()
     if not links:
         return {}
-    documents = sorted({d for _, d in links if d})
+    linked = sorted({d for _, d in links if d})
+    shared = {r[0] for r in store.db.execute(
+        'SELECT DISTINCT "ContentDocumentId" FROM hist."ContentDocumentLink" '
+        'WHERE list_contains(?, "ContentDocumentId") AND NOT list_contains(?, "LinkedEntityId") '
+        """AND NOT starts_with("LinkedEntityId", '005')""", [linked, ids]).fetchall()}
+    documents = [d for d in linked if d not in shared]
     versions = store.db.execute('SELECT DISTINCT "Id" FROM hist."ContentVersion" '
                                 'WHERE list_contains(?, "ContentDocumentId")', [documents]).fetchall()
     found = {"ContentDocumentLink": {i for i, _ in links}, "ContentVersion": {r[0] for r in versions}}

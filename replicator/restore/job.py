@@ -23,6 +23,7 @@ from replicator.progress import Progress, Silent
 from replicator.restore.owners import Overlay
 from replicator.restore.plan import Planner, RestorePlan
 from replicator.restore.selection import RELATED, BadSelection, Selection, Snapshot, Where, add_children, seed
+from replicator.restore.switch import LEFT_ON, Automations, add_to_plan, off_during
 from replicator.result import JobResult
 from replicator.salesforce.client import OrgClient
 from replicator.sinks.salesforce.load import load
@@ -60,6 +61,7 @@ class RestoreRequest:
     to_org: str | None = None
     plan_file: Path | None = None
     out: Path | None = None
+    automations: Automations = LEFT_ON
 
 
 @dataclass
@@ -74,6 +76,7 @@ class RestoreResult(JobResult):
     predicted_calls: int
     read_calls: int
     failures: list[dict[str, Any]] = field(default_factory=list)
+    automation_calls: int = 0  # switching automations off and back on (--disable-automations)
 
     @property
     def exit_code(self) -> int:
@@ -82,8 +85,10 @@ class RestoreResult(JobResult):
 
     def text(self) -> str:
         """One line per object, then the failures."""
+        switching = f", {self.automation_calls} to switch automations off and on" \
+            if self.automation_calls else ""
         lines = [f"restore {self.restore_id} into {self.target}: {self.api_calls} API calls to write "
-                 f"(planned {self.predicted_calls}), {self.read_calls} to read the org"]
+                 f"(planned {self.predicted_calls}), {self.read_calls} to read the org{switching}"]
         for obj, c in self.counts.items():
             lines.append(f"  {obj}: inserted {c.get('inserted', 0)}, updated {c.get('updated', 0)}, "
                          f"undeleted {c.get('undeleted', 0)}, skipped {c.get('skipped', 0)}, "
@@ -179,13 +184,15 @@ def build(store: SnapshotStore, config: Config, request: RestoreRequest,
     planner.pull_parents(every=related == "all")
     if target != store.ledger.run(run_id)["org"]:
         planner.map_other_org()
-    return planner.plan(run_id), client
+    plan = planner.plan(run_id)
+    add_to_plan(plan, client, request.automations)
+    return plan, client
 
 
 def _planner(store: SnapshotStore, config: Config, client: OrgClient, run_id: int, target: str) -> Planner:
     snapshot = Snapshot(store, store.reads.as_of_ts(run_id))
     return Planner(snapshot, client, StoreIdMap(store.db, target), target, Selection(),
-                   Repository.for_storage(config.storage).blobs(config.storage.blob_key_env))
+                   Repository.for_storage(config.storage).blobs())
 
 
 def _add_records(planner: Planner, records: dict[str, list[str]]) -> None:
@@ -265,11 +272,21 @@ def run_restore(config: Config, request: RestoreRequest, progress: Progress | No
     with repository.open_read() as store:
         plan, client = build(store, config, request)
     with repository.open_write("restore") as store:
-        return execute(store, client, plan, "restore", read_calls=calls_spent(client),
-                       progress=progress or Silent())
+        return switched(config, store, client, plan, "restore", request.automations, progress or Silent())
 
 
-def retry_restore(config: Config, restore_id: int, progress: Progress | None = None) -> RestoreResult:
+def switched(config: Config, store: SnapshotStore, client: OrgClient, plan: RestorePlan, kind: str,
+             automations: Automations, progress: Progress, retry_of: int | None = None) -> RestoreResult:
+    """`execute` with the target's automations off if asked; the calls switching spent counted apart."""
+    start = calls_spent(client)
+    with off_during(config, client, plan.order, automations):
+        result = execute(store, client, plan, kind, read_calls=start, progress=progress, retry_of=retry_of)
+    result.automation_calls = calls_spent(client) - start - result.api_calls
+    return result
+
+
+def retry_restore(config: Config, restore_id: int, progress: Progress | None = None,
+                  automations: Automations = LEFT_ON) -> RestoreResult:
     """Restore again only the records restore `restore_id` failed, with the same run and target."""
     repository = Repository.for_storage(config.storage)
     with repository.open_read() as store:
@@ -286,6 +303,6 @@ def retry_restore(config: Config, restore_id: int, progress: Progress | None = N
         _add_records(planner, records)
         planner.pull_parents(every=False)
         plan = planner.plan(int(entry["run_id"]))
+        add_to_plan(plan, client, automations)
     with repository.open_write("restore") as store:
-        return execute(store, client, plan, "retry", read_calls=calls_spent(client),
-                       progress=progress or Silent(), retry_of=restore_id)
+        return switched(config, store, client, plan, "retry", automations, progress or Silent(), restore_id)

@@ -60,6 +60,8 @@ class RestorePlan(JobResult):
     api_calls_by_object: dict[str, int]
     records: dict[str, list[str]] = field(default_factory=dict)
     with_parent: dict[str, list[str]] = field(default_factory=dict)
+    automations: dict[str, Any] | None = None  # with --disable-automations: the switch plan
+    automation_calls: int = 0  # what switching them off and back on costs, apart from the load
     _load: LoadPlan | None = field(default=None, repr=False)
     # Pairs for this load only (owners in another org, references emptied): see owners.Overlay.
     _substitutes: dict[str, str | None] = field(default_factory=dict, repr=False)
@@ -72,8 +74,10 @@ class RestorePlan(JobResult):
 
     def text(self) -> str:
         """The plan for a person: per object, order, cycles, remaps, conflicts, files, price."""
+        switching = f" (+{self.automation_calls} to switch automations off and on)" \
+            if self.automations else ""
         lines = [f"restore into {self.target} from run {self.run_id} ({self.as_of.isoformat()}): "
-                 f"{self.api_calls} API calls"]
+                 f"{self.api_calls} API calls{switching}"]
         for obj in self.order:
             c = self.objects.get(obj, {})
             lines.append(f"  {obj}: {c.get('selected', 0)} records: insert {c.get('insert', 0)}, "
@@ -89,6 +93,11 @@ class RestorePlan(JobResult):
         if len(self.conflicts) > 50:
             lines.append(f"  ... {len(self.conflicts) - 50} more conflicts (see --json)")
         lines += [f"  file {f['object']} {f['id']} {f['name']!r} ({f['size']} bytes)" for f in self.files]
+        if self.automations:
+            off = [f"{t}:{n}" for t, names in self.automations["switch_off"].items() for n in names]
+            lines.append(f"  automations switched off for the load: {', '.join(off) or 'none'}")
+            lines += [f"  automation kept on: {k['type']}:{k['name']} ({k['reason']})"
+                      for k in self.automations["kept_on"]]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 

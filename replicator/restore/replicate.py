@@ -20,12 +20,13 @@ import pyarrow as pa
 from replicator.config import Config
 from replicator.errors import InvalidInput, NotFound
 from replicator.progress import Progress, Silent
-from replicator.restore.job import RestoreResult, calls_spent, execute, org_client, resolve_as_of
+from replicator.restore.job import RestoreResult, org_client, resolve_as_of, switched
 from replicator.restore.model import Describer, ObjectModel
 from replicator.restore.order import load_order
 from replicator.restore.owners import kind_of, other_org
 from replicator.restore.plan import RestorePlan
 from replicator.restore.selection import Snapshot
+from replicator.restore.switch import LEFT_ON, Automations, add_to_plan
 from replicator.restore.target import find
 from replicator.salesforce.client import OrgClient
 from replicator.sinks.salesforce.model import LoadPlan, ObjectStep, Reference
@@ -51,6 +52,7 @@ class ReplicateRequest:
     run: str = "last"
     objects: list[str] | None = None
     plan_only: bool = False
+    automations: Automations = LEFT_ON
 
 
 class _Source:
@@ -153,7 +155,7 @@ def plan_replicate(store: SnapshotStore, client: OrgClient, run_id: int, names: 
         steps.append(ObjectStep(name, tuple(fields), refs, inserts=inserts, insert_count=count))
         counts[name] = {"selected": count, "insert": count, "undelete": 0, "update": 0, "skip": 0,
                         "with_parent": 0}
-    blobs = Repository.for_storage(config.storage).blobs(config.storage.blob_key_env)
+    blobs = Repository.for_storage(config.storage).blobs()
     load = LoadPlan(target, tuple(steps), blobs, tuple(notes))
     pricing = price(load)
     return RestorePlan(run_id=run_id, as_of=snapshot.as_of, target=target, objects=counts,
@@ -177,8 +179,10 @@ def replicate(config: Config, request: ReplicateRequest,
                           "(restore puts records back into the same one)")
         client = org_client(config, request.to_org)
         if request.plan_only:
-            return plan_replicate(store, client, run_id, names, request.to_org, config)
+            plan = plan_replicate(store, client, run_id, names, request.to_org, config)
+            add_to_plan(plan, client, request.automations)
+            return plan
     with repository.open_write("replicate") as store:
         plan = plan_replicate(store, client, run_id, names, request.to_org, config)
-        return execute(store, client, plan, "replicate", read_calls=calls_spent(client),
-                       progress=progress or Silent())
+        add_to_plan(plan, client, request.automations)
+        return switched(config, store, client, plan, "replicate", request.automations, progress or Silent())

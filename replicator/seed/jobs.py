@@ -18,6 +18,7 @@ from replicator.config import Config
 from replicator.errors import InvalidInput, NotFound, ReplicatorError
 from replicator.progress import Progress, Silent
 from replicator.result import JobResult
+from replicator.salesforce.automations import SwitchPlan, plan_switch, switched_off
 from replicator.salesforce.client import OrgClient
 from replicator.seed.masking import Masker
 from replicator.seed.plan import ObjectPlan, Prepared, TargetOrg, inspect_target, prepare
@@ -120,9 +121,15 @@ class SeedPlanResult(JobResult):
     objects: list[ObjectPlan]
     api_calls: int
     notes: list[str]
+    automations: dict[str, Any] | None = None  # what is switched off for the seed, and what stays on
 
     def text(self) -> str:
         lines = [f"seed {self.template} -> {self.target} ({self.method}, as of run {self.run_id})"]
+        if self.automations is not None:
+            off = [f"{t} {n}" for t, names in self.automations["switch_off"].items() for n in names]
+            lines.append(f"  automations switched off: {', '.join(off) or 'none'}")
+            lines.extend(f"  stays on: {k['type']} {k['name']} ({k['reason']})"
+                         for k in self.automations["kept_on"])
         for o in self.objects:
             lines.append(f"  {o.object}: {o.records} to {'upsert' if o.upsert_key else 'insert'}"
                          + (f", {o.skipped} already seeded" if o.skipped else "")
@@ -176,6 +183,7 @@ class _Seed:
     target: TargetOrg
     masker: Masker = field(default_factory=Masker.from_environment)  # one cache for every pass
     describes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    objects: list[str] = field(default_factory=list)  # the seeded objects, once prepared
 
     @classmethod
     def of(cls, config: Config, request: SeedRequest) -> _Seed:
@@ -183,10 +191,26 @@ class _Seed:
         client = _org(config, request.to_org)
         return cls(config, request, template, client, inspect_target(client, request.to_org))
 
+    def switch_scope(self) -> dict[str, Any]:
+        """Which automations a seed switches off: those named, else every one on the seeded objects."""
+        if self.request.only:
+            return {"only": list(self.request.only)}
+        return {"objects": list(self.objects)}
+
+    def switch_plan(self) -> SwitchPlan | None:
+        """What --disable-automations will switch (checked and priced before anything is written)."""
+        if not self.request.disable_automations:
+            if self.request.only:
+                raise InvalidInput("naming automations to switch off needs disable_automations")
+            return None
+        return plan_switch(self.client, **self.switch_scope())
+
     def prepare(self, store: SnapshotStore) -> Prepared:
-        return prepare(self.template, store, self.client, self.target, method=self.request.method,
-                       run_id=resolve_run(store, self.request.run), masker=self.masker,
-                       allow_production=self.request.allow_production, describes=self.describes)
+        prepared = prepare(self.template, store, self.client, self.target, method=self.request.method,
+                           run_id=resolve_run(store, self.request.run), masker=self.masker,
+                           allow_production=self.request.allow_production, describes=self.describes)
+        self.objects = [o.object for o in prepared.objects]
+        return prepared
 
 
 def seed_plan(config: Config, request: SeedRequest) -> SeedPlanResult:
@@ -195,8 +219,10 @@ def seed_plan(config: Config, request: SeedRequest) -> SeedPlanResult:
     with Repository.for_storage(config.storage).open_read() as store:
         prepared = seed.prepare(store)
         prepared.selection.close()
+    switch = seed.switch_plan()
     return SeedPlanResult(prepared.template.name, request.to_org, request.method, prepared.run_id,
-                          prepared.objects, prepared.api_calls, prepared.notes)
+                          prepared.objects, prepared.api_calls + (switch.calls() if switch else 0),
+                          prepared.notes, switch.to_json() if switch else None)
 
 
 class _Recorder:
@@ -228,14 +254,15 @@ class _Recorder:
         self.ledger.update(self.seed_id, progress=min(99, self.done * 100 // self.total), **self.c)
 
 
-def seed_run(config: Config, request: SeedRequest, progress: Progress | None = None,
-             switch_off: Any = None) -> SeedRunResult:
-    """Run a seed: clean (clean_and_insert), load through the loader, every outcome in the ledger."""
+def seed_run(config: Config, request: SeedRequest, progress: Progress | None = None) -> SeedRunResult:
+    """Run a seed: automations off (when asked), clean (clean_and_insert), load through the loader,
+    automations back on; every outcome in the ledger."""
     progress = progress or Silent()
     seed = _Seed.of(config, request)
     repository = Repository.for_storage(config.storage)
     with repository.open_read() as store:  # every refusal comes here, before anything is written
         seed.prepare(store).selection.close()
+        switch = seed.switch_plan()  # a bad --only too
     with repository.open_write("seed") as store:
         prepared, client = seed.prepare(store), seed.client
         ledger = SeedsLedger(store.db, seeds_folder(config))
@@ -243,34 +270,40 @@ def seed_run(config: Config, request: SeedRequest, progress: Progress | None = N
                   "delete": sum(o.deletions for o in prepared.objects)}
         seed_id = ledger.start(template=prepared.template.name, dest=request.to_org, method=request.method,
                                run_id=prepared.run_id, disable_automations=request.disable_automations,
-                               automations={"only": list(request.only)} if request.only else None,
-                               totals=totals)
+                               automations=_to_disable(switch), totals=totals)
         stored = StoreIdMap(store.db, request.to_org)
         record = _Recorder(ledger, seed_id, totals["insert"] + totals["delete"]
                            + sum(o.skipped for o in prepared.objects), stored)
-        calls = 0
+        start = client.ledger.calls
         try:
             with ExitStack() as stack:
-                if switch_off is not None:
-                    stack.enter_context(switch_off(client, store))
+                if switch is not None:  # journaled: a killed seed's automations come back on next time
+                    stack.enter_context(switched_off(client, repository.automation_journal(request.to_org),
+                                                     **seed.switch_scope()))
                 if prepared.deletes:
                     progress.phase("delete", totals["delete"])
-                    calls += clean(client, prepared.deletes, record).api_calls
+                    clean(client, prepared.deletes, record)
                 id_map = _SeedIdMap(stored, prepared.matched)
                 result = load(client, prepared.load, id_map, progress=progress, record=record)
-                calls += result.api_calls
         except (ReplicatorError, OSError) as exc:
-            ledger.update(seed_id, api_calls=calls)
+            ledger.update(seed_id, api_calls=client.ledger.calls - start)
             ledger.finish(seed_id, "FAILED", str(exc))
             raise
         finally:
             prepared.selection.close()
-        ledger.update(seed_id, api_calls=calls)
+        ledger.update(seed_id, api_calls=client.ledger.calls - start)
         failed = record.c["delete_fail_records"] + sum(c.get("failed", 0) for c in result.counts.values())
         ledger.finish(seed_id, "COMPLETED" if not failed else "COMPLETED_WITH_ERRORS")
         status = ledger.status(seed_id)
         assert status is not None
         return SeedRunResult(status, result.counts, prepared.notes)
+
+
+def _to_disable(switch: SwitchPlan | None) -> dict[str, list[str]] | None:
+    """OwnBackup's `automations_to_disable`: names by automation type."""
+    if switch is None:
+        return None
+    return {t: names for t, names in switch.to_json()["switch_off"].items() if names}
 
 
 class _SeedIdMap:

@@ -40,6 +40,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from replicator.config import Secret
 from replicator.salesforce.catalog import BLOB_OBJECTS, ObjectPlan
 from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
 from replicator.sources.salesforce import connect_staging
@@ -92,18 +93,18 @@ class FileStats:
 
 
 def fetch_files(client: OrgClient, blobs: BlobStore, staging: Path, plans: list[ObjectPlan],
-                previous: Previous | None = None) -> dict[str, FileStats]:
+                previous: Previous | None = None, key: Secret | None = None) -> dict[str, FileStats]:
     """Download new or changed file bodies of the staged records; returns stats per object.
 
     A file that fails is recorded in its object's FileStats.failed (the caller decides what that
     does to the object, see FileStats.problem); the other files of the object are still fetched.
     Retries of transient faults happen inside OrgClient.request. AuthenticationError propagates
     (the job is disabled); reaching the API cap stops downloads, keeps carried-over shas, and marks
-    the remaining downloads failed.
+    the remaining downloads failed. `key`: the staging file's (the store's) encryption key.
     """
     out: dict[str, FileStats] = {}
     stopped: str | None = None
-    con = connect_staging(staging)
+    con = connect_staging(staging, key)
     try:
         for plan in plans:
             body = BLOB_OBJECTS.get(plan.name)

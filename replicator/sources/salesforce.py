@@ -29,11 +29,14 @@ import duckdb
 import pyarrow as pa
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
+from replicator.config import Secret
 from replicator.salesforce import soql
 from replicator.salesforce.catalog import ObjectPlan, arrow_schema
 from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
 from replicator.sources.prefetch import prefetched
 from replicator.sources.records import csv_table, rest_table
+from replicator.sources.staging_destination import attached_destination
+from replicator.store import encryption
 from replicator.store.schema import quote
 
 log = logging.getLogger("replicator.sources.salesforce")
@@ -239,13 +242,15 @@ def _silence_timestamp_precision_warning(record: logging.LogRecord) -> bool:
 
 
 def extract(client: OrgClient, plans: list[ObjectPlan], cursors: Mapping[str, datetime | None],
-            staging: Path, *, run_ts: datetime, full: bool = False) -> list[Section]:
+            staging: Path, *, run_ts: datetime, full: bool = False, key: Secret | None = None
+            ) -> list[Section]:
     """Stage the changes of every included object into `staging`; one Section per included object.
 
     `cursors` maps object -> the store's cursor (None or absent: read everything); `full` ignores
     them. dlt's working folder lives beside the staging file and is removed afterwards, since its
     load packages would keep raw rows. A budget or authentication failure stops the remaining
     objects (Section status "skipped"); the caller decides the run's status from the sections.
+    `key`: the store's encryption key; the staging file is then encrypted with it too.
     """
     staging = Path(staging)
     work = staging.parent / "dlt"
@@ -261,9 +266,17 @@ def extract(client: OrgClient, plans: list[ObjectPlan], cursors: Mapping[str, da
         for plan in included:
             yield dlt.resource(run.resource(plan), name=plan.name, write_disposition="append")
 
-    credentials = DuckDbCredentials(str(staging), global_config=_staging_settings(staging))
+    # an encrypted staging file is attached to a connection of ours, which dlt then borrows
+    if key is not None:
+        staging.parent.mkdir(parents=True, exist_ok=True)
+    attached = connect_staging(staging, key) if key is not None else None
+    if attached is None:
+        destination = dlt.destinations.duckdb(
+            DuckDbCredentials(str(staging), global_config=_staging_settings(staging)))
+    else:
+        destination = attached_destination(attached, staging.stem)
     pipeline = dlt.pipeline(pipeline_name="salesforce", pipelines_dir=str(work),
-                            destination=dlt.destinations.duckdb(credentials), dataset_name=STAGING_DATASET)
+                            destination=destination, dataset_name=STAGING_DATASET)
     dlt_log = logging.getLogger("dlt")
     dlt_log.addFilter(_silence_timestamp_precision_warning)
     try:
@@ -274,21 +287,23 @@ def extract(client: OrgClient, plans: list[ObjectPlan], cursors: Mapping[str, da
             pa.default_memory_pool().release_unused()
             pipeline.normalize()
             pipeline.load()
-        else:  # nothing to read: still leave a (empty) staging file for the store to attach
+        elif attached is None:  # nothing to read: still leave a (empty) staging file for the store
             staging.parent.mkdir(parents=True, exist_ok=True)
             connect_staging(staging).close()
     finally:
         dlt_log.removeFilter(_silence_timestamp_precision_warning)
         shutil.rmtree(work, ignore_errors=True)
-    _drop_incomplete(staging, [s.object for s in run.sections.values() if s.status != "ok"])
+        if attached is not None:
+            attached.close()
+    _drop_incomplete(staging, [s.object for s in run.sections.values() if s.status != "ok"], key)
     return [run.sections[p.name] for p in included]
 
 
-def _drop_incomplete(staging: Path, objects: list[str]) -> None:
+def _drop_incomplete(staging: Path, objects: list[str], key: Secret | None) -> None:
     """Remove what failed objects staged before failing, so nothing of them reaches the store."""
     if not objects or not staging.exists():
         return
-    con = connect_staging(staging)
+    con = connect_staging(staging, key)
     try:
         for obj in objects:
             for table in (obj, obj + DELETED_SUFFIX):
@@ -301,13 +316,15 @@ def _staging_settings(staging: Path) -> dict[str, str]:
     return {"memory_limit": STAGING_MEMORY_LIMIT, "temp_directory": str(staging.parent / "staging.tmp")}
 
 
-def connect_staging(staging: Path) -> duckdb.DuckDBPyConnection:
-    """A connection to a run's staging file, capped like dlt's (spills into the run folder)."""
-    return duckdb.connect(str(staging), config=_staging_settings(staging))
+def connect_staging(staging: Path, key: Secret | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection to a run's staging file, capped like dlt's (spills into the run folder);
+    encrypted with `key` (the store's) when one is configured."""
+    return encryption.connect(staging, key, read_only=False, config=_staging_settings(staging))
 
 
 
-def stage_ids(client: OrgClient, plan: ObjectPlan, ids: list[str], staging: Path) -> int:
+def stage_ids(client: OrgClient, plan: ObjectPlan, ids: list[str], staging: Path,
+              key: Secret | None = None) -> int:
     """Stage the named records of `plan` (queryAll by Id, 200 per query) into the run's staging file.
 
     For records Salesforce changed without a stamp, found by the run itself (a lookup cleared when
@@ -315,7 +332,7 @@ def stage_ids(client: OrgClient, plan: ObjectPlan, ids: list[str], staging: Path
     which is created with the plan's schema when the extract did not stage the object.
     """
     schema = arrow_schema(plan)
-    con = connect_staging(staging)
+    con = connect_staging(staging, key)
     staged = 0
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(STAGING_DATASET)}")

@@ -57,16 +57,18 @@ class Chain:
 
 
 class AuditLog:
-    """One storage folder's audit file (appends never create the folder: no store, nothing to audit)."""
+    """One storage folder's audit file. `writable` is False for a folder that is not (yet) a store:
+    nothing of ours was read or changed there, and a folder that is not ours gets no file from us."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, writable: bool = True) -> None:
         self.path = Path(path)
         self.head_path = self.path.with_suffix(".head")
+        self.writable = writable
 
     def append(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """Give the event the next id and the chain's hashes, append and fsync it; returns the event
-        as written, or None when the storage folder does not exist yet."""
-        if not self.path.parent.is_dir():
+        as written, or None when the folder is not a store (see `writable`)."""
+        if not self.writable or not self.path.parent.is_dir():
             return None
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:

@@ -1,12 +1,19 @@
-"""Content-addressed file store: one file per distinct body, named by the sha256 of its plaintext.
+"""Content-addressed file store: one file per distinct body, addressed by the sha256 of its plaintext.
 
 Why content addressing: the same attachment uploaded to fifty records, or re-read by every run,
 is stored once, and a snapshot version only needs the 64-character hash to say which bytes it had.
 Why encryption at rest: backups hold every file an org ever had; a copied disk must not leak them.
+Why keyed names: a file named by the plain sha256 of its content lets anyone holding the folder
+confirm that a file they know (a leaked contract, a CV) is backed up, by hashing it. With a key,
+a blob's file name is HMAC-SHA256(name key, sha256 hex), the name key derived from the blob key;
+without the key the names say nothing.
 
-Layout: <root>/ab/cd/<sha256>. Writes go to a temp file in <root>/.tmp and are renamed into place,
-so a crash never leaves a half-written blob under a real name. Memory stays flat: bodies are read,
-hashed and encrypted in 1 MiB chunks.
+Layout: <root>/ab/cd/<name>.blob, `name` the keyed hash in hex (a keyless store, for tests or an
+already encrypted volume, uses <root>/ab/cd/<sha256>). Stores written before keyed names hold
+<root>/ab/cd/<sha256> files: readers find either name, and a backup renames the old ones on open
+(migrate_names). Writes go to a temp file in <root>/.tmp and are renamed into place, so a crash
+never leaves a half-written blob under a real name. Memory stays flat: bodies are read, hashed and
+encrypted in 1 MiB chunks.
 
 Encrypted format (version 1), a streaming AEAD in the style of Tink's AES-GCM-HKDF streaming:
   header = MAGIC "RBLB" | version (1 byte) | key id (8) | salt (32) | nonce prefix (7)
@@ -40,6 +47,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from replicator.errors import ConfigProblem
 from replicator.store.layout import Layout
 
 log = logging.getLogger("replicator.blobs")
@@ -52,6 +60,9 @@ KEY_BYTES = 32
 _SALT, _PREFIX, _KEY_ID = 32, 7, 8
 HEADER_SIZE = len(MAGIC) + 1 + _KEY_ID + _SALT + _PREFIX
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+_KEYED = re.compile(r"^[0-9a-f]{64}\.blob$")
+KEY_FILE_HINT = ("create one with: python -c \"import base64,os; print(base64.b64encode(os.urandom(32))"
+                 ".decode())\" > FILE && chmod 600 FILE")
 
 
 class BlobError(Exception):
@@ -66,8 +77,9 @@ class BlobCorrupt(BlobError):
     """A blob's bytes are not what was stored: tampered, truncated, or encrypted with another key."""
 
 
-class BlobKeyError(BlobError):
-    """The blob key is missing or malformed (the message never contains the key)."""
+class BlobKeyError(BlobError, ConfigProblem):
+    """The blob key is missing or malformed (the message never contains the key): a settings problem,
+    so the CLI says it in one line."""
 
 
 @dataclass(frozen=True)
@@ -98,24 +110,42 @@ def parse_key(text: str) -> bytes:
     raise BlobKeyError(f"a blob key must be {KEY_BYTES} bytes, written as base64 or hex")
 
 
-def load_key(storage: Path, key_env: str | None, environ: Mapping[str, str] | None = None) -> bytes:
-    """The master key: from the env var named by [storage] blob_key_env, else <storage>/blob.key.
+def load_key(storage: Path, key_env: str | None, environ: Mapping[str, str] | None = None, *,
+             key_file: Path | None = None, create: bool = True) -> bytes | None:
+    """The master key: from the env var named by [storage] blob_key_env, else the file named by
+    [storage] blob_key_file (kept away from the blobs it protects), else <storage>/blob.key.
 
-    The key file is created on first use with mode 0600 (atomically, so two processes starting at
-    once agree on one key). Losing it makes every stored file unreadable.
+    Only <storage>/blob.key is ever created: on first use, with mode 0600 (atomically, so two
+    processes starting at once agree on one key); with `create` False a missing one gives None
+    (a read-only command never adds a key). Losing the key makes every stored file unreadable.
     """
     environ = os.environ if environ is None else environ
+    if key_env and key_file is not None:
+        raise BlobKeyError("give the blob key by storage.blob_key_env or by storage.blob_key_file, not both",
+                           key="storage.blob_key_file")
     if key_env:
         value = environ.get(key_env)
         if not value:
-            raise BlobKeyError(f"environment variable {key_env} (storage.blob_key_env) is not set or empty")
+            raise BlobKeyError(f"environment variable {key_env} (storage.blob_key_env) is not set or empty",
+                               key="storage.blob_key_env")
         try:
             return parse_key(value)
         except BlobKeyError as exc:
-            raise BlobKeyError(f"environment variable {key_env}: {exc}") from None
+            raise BlobKeyError(f"environment variable {key_env}: {exc}", key="storage.blob_key_env") from None
+    if key_file is not None:
+        if not key_file.is_file():
+            raise BlobKeyError(f"blob key file {key_file} (storage.blob_key_file) does not exist; "
+                               f"{KEY_FILE_HINT}", key="storage.blob_key_file")
+        return _read_key_file(key_file)
     path = Layout(storage).blob_key
     if not path.exists():
+        if not create:
+            return None
         _create_key_file(path)
+    return _read_key_file(path)
+
+
+def _read_key_file(path: Path) -> bytes:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         log.warning("blob key file %s is readable by others (mode %o); run chmod 600 on it", path, mode)
@@ -146,6 +176,11 @@ def _create_key_file(path: Path) -> None:
 
 def _key_id(key: bytes) -> bytes:
     return hmac.new(key, b"replicator blob key id", hashlib.sha256).digest()[:_KEY_ID]
+
+
+def _name_key(key: bytes) -> bytes:
+    """The key of blob file names: derived from the blob key, distinct from its id and file keys."""
+    return hmac.new(key, b"replicator blob names v1", hashlib.sha256).digest()
 
 
 def _file_key(key: bytes, salt: bytes) -> AESGCM:
@@ -190,12 +225,7 @@ class BlobStore:
         self.root = Path(root)
         self._key = key
         self._key_id = _key_id(key) if key is not None else b""
-
-    @classmethod
-    def for_storage(cls, storage: Path, key_env: str | None = None,
-             environ: Mapping[str, str] | None = None) -> BlobStore:
-        """The store of a Replicator storage folder (<storage>/blobs), encrypted as configured."""
-        return cls(Layout(Path(storage)).blobs, load_key(Path(storage), key_env, environ))
+        self._name_key = _name_key(key) if key is not None else None
 
     def __repr__(self) -> str:  # never show the key
         return f"BlobStore({str(self.root)!r}, encrypted={self._key is not None})"
@@ -205,9 +235,56 @@ class BlobStore:
         return self._key is not None
 
     def path(self, sha: str) -> Path:
+        """Where the blob of this sha256 is written: under its keyed name when the store has a key."""
+        plain = self._plain_path(sha)
+        if self._name_key is None:
+            return plain
+        name = hmac.new(self._name_key, sha.encode(), hashlib.sha256).hexdigest()
+        return self.root / name[:2] / name[2:4] / f"{name}.blob"
+
+    def _plain_path(self, sha: str) -> Path:
+        """The name by the sha256 itself: a keyless store's, and an encrypted store's before keyed names."""
         if not _SHA.match(sha):
             raise BlobError(f"not a sha256 hex digest: {sha!r}")
         return self.root / sha[:2] / sha[2:4] / sha
+
+    def _found(self, sha: str) -> Path | None:
+        """The file holding this blob: its keyed name, or the old plain name not yet migrated."""
+        for path in dict.fromkeys((self.path(sha), self._plain_path(sha))):
+            if path.is_file():
+                return path
+        return None
+
+    def migrate_names(self) -> int:
+        """Rename blobs stored under their plain sha256 to their keyed names; returns how many.
+
+        For stores written before keyed names; a writer calls it on open. Safe to interrupt and to
+        run twice (an old name has no `.blob` suffix, so a rerun finds exactly the ones left), and
+        readers find either name meanwhile. Emptied old fan-out folders are removed, since their
+        names are the first hex digits of the sha256s.
+        """
+        if self._name_key is None:
+            return 0
+        moved = 0
+        for old in sorted(self.root.glob("??/??/*")):
+            if not _SHA.match(old.name):
+                continue
+            new = self.path(old.name)
+            new.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(old, new)
+            except FileNotFoundError:
+                continue  # another writer moved it first
+            moved += 1
+            _fsync_dir(new.parent)
+            for folder in (old.parent, old.parent.parent):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break  # not empty: other blobs live there
+        if moved:
+            log.info("renamed %d blobs in %s to keyed names", moved, self.root)
+        return moved
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -229,9 +306,9 @@ class BlobStore:
                 out.flush()
                 os.fsync(out.fileno())
             sha = digest.hexdigest()
-            target = self.path(sha)
-            if target.exists():
+            if self._found(sha) is not None:
                 return Stored(sha, size, new=False)
+            target = self.path(sha)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)
             _fsync_dir(target.parent)
@@ -256,7 +333,7 @@ class BlobStore:
     # --- reading ---------------------------------------------------------------------------
 
     def has(self, sha: str) -> bool:
-        return self.path(sha).is_file()
+        return self._found(sha) is not None
 
     def chunks(self, sha: str) -> Iterator[bytes]:
         """The plaintext in chunks, authenticated as read; the sha256 is checked at the end.
@@ -264,9 +341,9 @@ class BlobStore:
         A consumer that streams chunks onward sees a BlobCorrupt at the end (not before) for a blob
         whose last part was cut or changed; callers that must not act on bad data use get().
         """
-        path = self.path(sha)
-        if not path.is_file():
-            raise BlobNotFound(sha)
+        path = self._found(sha)
+        if path is None:
+            raise self._missing(sha)
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
             for chunk in self._decode(handle, sha):
@@ -305,6 +382,20 @@ class BlobStore:
                 return
             block, index = following, index + 1
 
+    def _missing(self, sha: str) -> BlobError:
+        """BlobNotFound, or BlobCorrupt naming the key when the store's blobs carry another key's id:
+        with the wrong key, names differ too, so "not found" alone would hide the real problem."""
+        for path in self.root.glob("??/??/*"):
+            with open(path, "rb") as handle:
+                header = handle.read(HEADER_SIZE)
+            key_id = header[5:5 + _KEY_ID]
+            if self._key is not None and header[:4] == MAGIC and key_id != self._key_id:
+                return BlobCorrupt(f"blob {sha}: not found, and this store's blobs are encrypted with "
+                                   f"a different key (key id {key_id.hex()}, this key's id "
+                                   f"{self._key_id.hex()})")
+            break  # one blob tells: a store has one key
+        return BlobNotFound(sha)
+
     def get(self, sha: str) -> bytes:
         """The whole plaintext, verified (use chunks()/open_stream() for large files)."""
         return b"".join(self.chunks(sha))
@@ -324,25 +415,20 @@ class BlobStore:
 
     def size(self, sha: str) -> int:
         """Plaintext size, from the file size alone (no decryption)."""
-        try:
-            stored = self.path(sha).stat().st_size
-        except FileNotFoundError:
-            raise BlobNotFound(sha) from None
+        path = self._found(sha)
+        if path is None:
+            raise self._missing(sha)
+        stored = path.stat().st_size
         return stored if self._key is None else _plain_size(stored)
 
     def usage(self) -> Usage:
         """How many blobs and how many bytes they take on disk."""
         count = total = 0
         for path in self.root.glob("??/??/*"):
-            if _SHA.match(path.name):
+            if _SHA.match(path.name) or _KEYED.match(path.name):
                 count += 1
                 total += path.stat().st_size
         return Usage(count, total)
-
-    def shas(self) -> Iterator[str]:
-        for path in self.root.glob("??/??/*"):
-            if _SHA.match(path.name):
-                yield path.name
 
     # --- erasure ---------------------------------------------------------------------------
 
@@ -357,12 +443,15 @@ class BlobStore:
         return len(found)
 
     def delete(self, sha: str) -> bool:
-        """Remove a blob (GDPR erasure, pruning); False if it was not there."""
-        try:
-            self.path(sha).unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        """Remove a blob under either name (GDPR erasure, pruning); False if it was not there."""
+        removed = False
+        for path in dict.fromkeys((self.path(sha), self._plain_path(sha))):
+            try:
+                path.unlink()
+                removed = True
+            except FileNotFoundError:
+                pass
+        return removed
 
 
 def _plain_size(stored: int) -> int:

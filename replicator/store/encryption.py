@@ -41,13 +41,11 @@ class EncryptionProblem(ReplicatorError):
 def load_httpfs(con: duckdb.DuckDBPyConnection) -> None:
     """Load DuckDB's httpfs extension (OpenSSL crypto) from its wheel, else from DuckDB's own folder."""
     spec = importlib.util.find_spec(HTTPFS_PACKAGE)
-    candidates = []
     if spec is not None and spec.submodule_search_locations:
         folder = Path(next(iter(spec.submodule_search_locations)))
-        candidates.append(folder / "extensions" / f"v{duckdb.__version__}" / "httpfs.duckdb_extension")
-    for candidate in candidates:
-        if candidate.is_file():
-            con.execute(f"LOAD {literal(str(candidate))}")
+        wheel = folder / "extensions" / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
+        if wheel.is_file():
+            con.execute(f"LOAD {literal(str(wheel))}")
             return
     try:
         con.execute("LOAD httpfs")

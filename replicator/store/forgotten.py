@@ -2,9 +2,9 @@
 
 Why keyed hashes: after a GDPR forget the store must still recognise the record when a later backup,
 restore or seed meets it again, yet must not keep anything that names the person. An HMAC-SHA256 of
-the record Id under a key derived from the store's master key (the blob key: environment variable or
-<storage>/blob.key) does both: the same Id always gives the same hash, and without the key nobody can
-test a list of Ids against the table.
+the record Id under a key derived from the store's master key (the blob key: environment variable,
+key file or <storage>/blob.key, see Repository.blob_key) does both: the same Id always gives the
+same hash, and without the key nobody can test a list of Ids against the table.
 
 The hash is computed in DuckDB too (HMAC = sha256(opad || sha256(ipad || Id))), so a run's staging
 file is purged with one set-based DELETE per table, never a loop over records. Restore, replicate
@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from replicator.store.blobs import load_key
+from replicator.store import encryption
 from replicator.store.database import Database
 from replicator.store.schema import quote
 
-__all__ = ["FORGOTTEN_DDL", "Forgotten", "forgotten_counts", "subject_key"]
+__all__ = ["Forgotten", "forgotten_counts", "lift", "subject_key"]
 
 TABLE = "gdpr_forgotten"
 FORGOTTEN_DDL = (f"CREATE TABLE IF NOT EXISTS {{db}}.main.{TABLE} (object VARCHAR NOT NULL, "
@@ -35,9 +35,9 @@ _INFO = b"replicator gdpr subject v1"
 _BLOCK = 64
 
 
-def subject_key(storage: Path, key_env: str | None, environ: Mapping[str, str] | None = None) -> bytes:
+def subject_key(master: bytes) -> bytes:
     """The HMAC key of forgotten subjects, derived from the store's master key (never stored)."""
-    return hmac.new(load_key(storage, key_env, environ), _INFO, hashlib.sha256).digest()
+    return hmac.new(master, _INFO, hashlib.sha256).digest()
 
 
 def forgotten_counts(db: Database) -> dict[str, int]:
@@ -45,6 +45,14 @@ def forgotten_counts(db: Database) -> dict[str, int]:
     if not db.has_table(TABLE):
         return {}
     return dict(db.execute(f"SELECT object, count(*) FROM main.{TABLE} GROUP BY object").fetchall())
+
+
+def lift(db: Database, request_id: int) -> int:
+    """Forget no longer the subjects of a forget request (inside the caller's transaction): later
+    backups may bring them back. Returns how many subjects were lifted (no key needed)."""
+    if not db.has_table(TABLE):
+        return 0
+    return db.execute(f"DELETE FROM main.{TABLE} WHERE request_id = ?", [request_id]).fetchone()[0]
 
 
 class Forgotten:
@@ -60,10 +68,10 @@ class Forgotten:
         self._hashes: set[str] | None = None
 
     @classmethod
-    def of(cls, db: Database, storage: Path, key_env: str | None,
-           environ: Mapping[str, str] | None = None) -> Forgotten:
-        """The forgotten subjects of a store whose key is configured as for its blobs."""
-        return cls(db, lambda: subject_key(storage, key_env, environ))
+    def of(cls, db: Database, master: Callable[[], bytes]) -> Forgotten:
+        """The forgotten subjects of a store, keyed from its master key (e.g. Repository.blob_key),
+        which is read only when a hash is first needed."""
+        return cls(db, lambda: subject_key(master()))
 
     def __repr__(self) -> str:  # never show the key
         return f"Forgotten({self.db.path})"
@@ -106,10 +114,6 @@ class Forgotten:
         keep = [rid is None or self.subject(rid) not in known for rid in ids]
         return batch if all(keep) else batch.filter(pa.array(keep))
 
-    def dropped(self, batch: pa.RecordBatch) -> int:
-        """How many rows `drop` would remove (for a loader's report)."""
-        return batch.num_rows - self.drop("", batch).num_rows
-
     def purge_staging(self, staging: Path) -> dict[str, int]:
         """Delete forgotten records from every table of a run's staging file; rows removed per table.
 
@@ -119,7 +123,7 @@ class Forgotten:
         if not self.hashes() or not staging.exists():
             return {}
         removed: dict[str, int] = {}
-        with duckdb.connect(str(staging)) as con:
+        with encryption.connect(staging, self.db.key, read_only=False) as con:  # the store's key
             con.register("_forgotten", pa.table({"subject": pa.array(sorted(self.hashes()))}))
             tables = con.execute(
                 "SELECT schema_name, table_name FROM duckdb_columns() WHERE column_name = 'Id' "

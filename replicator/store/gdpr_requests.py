@@ -8,6 +8,7 @@ holds no personal data: a forgotten record appears only as the start of its keye
 
 from __future__ import annotations
 
+import getpass
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ import duckdb
 from replicator.store.database import Database, now
 from replicator.store.schema import quote
 
-__all__ = ["GdprRequest", "GdprRequests"]
+__all__ = ["GdprRequest", "GdprRequests", "requester"]
 
 TABLE = "gdpr_requests"
 DDL = (f"CREATE TABLE IF NOT EXISTS {{db}}.main.{TABLE} (request_id INTEGER NOT NULL, kind VARCHAR NOT NULL, "
@@ -38,6 +39,14 @@ class GdprRequest:
     comment: str | None
     requested_by: str
     requested_at: datetime
+
+
+def requester() -> str:
+    """Who makes a request: the login of the person at the terminal (the service will name its user)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 class GdprRequests:
@@ -63,6 +72,22 @@ class GdprRequests:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'erased', ?, ?)",
             [request_id, request.kind, request.object, request.record_ref, request.field, request.comment,
              request.requested_by, request.requested_at, versions, related])
+
+    def get(self, request_id: int) -> dict[str, Any] | None:
+        """One request, or None."""
+        found = [r for r in self.entries() if r["request_id"] == request_id]
+        return found[0] if found else None
+
+    def lift(self, forget: dict[str, Any], request: GdprRequest, subjects: int) -> int:
+        """Record the lifting of a forget request (inside the caller's transaction); the new request's id."""
+        request_id = self.next_id()
+        database = self.db.execute("SELECT current_database()").fetchone()[0]
+        self.write(self.db.con, database, request_id, request, 0, subjects)
+        lifted = forget["request_id"]
+        self.db.execute(f"UPDATE main.{TABLE} SET status = 'completed', finished_at = ?, details = ? "
+                        "WHERE request_id = ?", [now(), json.dumps({"lifts": lifted}), request_id])
+        self.db.execute(f"UPDATE main.{TABLE} SET status = 'lifted' WHERE request_id = ?", [lifted])
+        return request_id
 
     def finish(self, request_id: int, status: str, details: dict[str, Any]) -> None:
         """The outcome once exports and files were handled too ('completed', or 'incomplete' when

@@ -19,7 +19,7 @@ from replicator.errors import ConfigProblem, NotFound
 from replicator.store import encryption
 from replicator.store.audit_log import AuditLog
 from replicator.store.automation_journal import AutomationJournal, journals_in
-from replicator.store.blobs import BlobStore
+from replicator.store.blobs import BlobStore, load_key
 from replicator.store.database import Database, StoreInUse
 from replicator.store.layout import Layout
 from replicator.store.lock import WriterLock, holder_of, refusal
@@ -46,15 +46,19 @@ class ForeignFolder(ConfigProblem):
 class Repository:
     """One storage folder: its history store, blobs, job states and run folders."""
 
-    def __init__(self, root: Path, key: Secret | None = None) -> None:
-        """`key`: the snapshot store's encryption key (store.encryption), None for a plain store."""
+    def __init__(self, root: Path, key: Secret | None = None, *, blob_key_env: str | None = None,
+                 blob_key_file: Path | None = None) -> None:
+        """`key`: the snapshot store's encryption key (store.encryption), None for a plain store;
+        `blob_key_env`/`blob_key_file`: where the blob key comes from (store.blobs.load_key)."""
         self.layout = Layout(Path(root))
         self.key = key
+        self.blob_key_env, self.blob_key_file = blob_key_env, blob_key_file
 
     @classmethod
     def for_storage(cls, storage: StorageSettings) -> Repository:
-        """The configured storage folder, with its store's key when one is configured."""
-        return cls(storage.path, storage.store_key())
+        """The configured storage folder, with its store's key and blob key as configured."""
+        return cls(storage.path, storage.store_key(), blob_key_env=storage.blob_key_env,
+                   blob_key_file=storage.blob_key_file)
 
     def has_backups(self) -> bool:
         """True once a backup created the store (even if no run has committed yet)."""
@@ -115,7 +119,7 @@ class Repository:
             return
         if root.exists() and not root.is_dir():
             raise ForeignFolder(f"the storage path {root} is a file, not a folder", key="storage.path")
-        # The audit log records every command, even those before the first backup: it is ours.
+        # An audit log written there before it was a store (by an older version) is ours too.
         entries = sorted(entry.name for entry in root.iterdir()
                          if entry != self.layout.audit) if root.is_dir() else []
         if entries:
@@ -144,18 +148,28 @@ class Repository:
         finally:
             lock.release()
 
-    def blobs(self, key_env: str | None = None, environ: Mapping[str, str] | None = None) -> BlobStore:
-        """The encrypted file bodies, keyed as configured (see store.blobs.load_key)."""
-        return BlobStore.for_storage(self.layout.root, key_env, environ)
+    def blob_key(self, environ: Mapping[str, str] | None = None) -> bytes:
+        """The blob master key as configured; <storage>/blob.key is generated on first use."""
+        key = load_key(self.layout.root, self.blob_key_env, environ, key_file=self.blob_key_file)
+        assert key is not None  # load_key creates the default key file
+        return key
 
-    def blob_listing(self) -> BlobStore:
-        """The blob store without its key: enough to ask which blobs exist, never to read one (and it
-        never creates a key file, so a read-only check leaves the folder as it was)."""
-        return BlobStore(self.layout.blobs, None)
+    def blobs(self, environ: Mapping[str, str] | None = None) -> BlobStore:
+        """The encrypted file bodies, keyed as configured."""
+        return BlobStore(self.layout.blobs, self.blob_key(environ))
+
+    def blob_listing(self, environ: Mapping[str, str] | None = None) -> BlobStore:
+        """The blob store for asking which blobs exist (or removing one): blob names are keyed, so it
+        needs the key, but it never creates a key file, so a read-only check leaves the folder as it was."""
+        key = load_key(self.layout.root, self.blob_key_env, environ, key_file=self.blob_key_file,
+                       create=False)
+        return BlobStore(self.layout.blobs, key)
 
     def audit_log(self) -> AuditLog:
-        """The folder's audit log (a file beside the store, whatever the store is: see store.audit_log)."""
-        return AuditLog(self.layout.audit)
+        """The folder's audit log (a file beside the store, whatever the store is: see store.audit_log),
+        appended to only once the folder is a store (marked, or holding the database)."""
+        ours = self.layout.marker.is_file() or self.layout.database.is_file()
+        return AuditLog(self.layout.audit, writable=ours)
 
     def job_state(self, job: str) -> Path:
         """Where a job keeps its plan and watermarks between runs (the folder is created)."""

@@ -113,6 +113,14 @@ def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[st
         "AND table_name = ? ORDER BY column_index", [SOURCE, schema, table]).fetchall()]
 
 
+def _word_replaced(text_sql: str, old_sql: str) -> str:
+    """SQL replacing the first whole-word occurrence of `old_sql`'s value in `text_sql` by the bound
+    parameter (backslashes kept literal): "Anna An" with An -> X gives "Anna X", not "Xna X"."""
+    pattern = r"'(^|\s)' || regexp_escape(" + old_sql + r"::VARCHAR) || '(\s|$)'"
+    replacement = r"'\1' || replace(coalesce(CAST(? AS VARCHAR), ''), '\', '\\') || '\2'"
+    return f"trim(regexp_replace({text_sql}, {pattern}, {replacement}))"
+
+
 def _copy_sql(schema: str, table: str, columns: Sequence[str], erasure: Erasure) -> tuple[str, list[Any]]:
     """INSERT ... SELECT copying one table without the erased rows and with the rectified values."""
     where, params = "true", []
@@ -129,8 +137,7 @@ def _copy_sql(schema: str, table: str, columns: Sequence[str], erasure: Erasure)
             old = quote(fix.field)
             for name in (quote(d) for d in fix.derived if d in columns):
                 replaced.append(f"CASE WHEN \"Id\" = ? AND coalesce({old}, '') <> '' THEN "
-                                f"replace({name}, {old}::VARCHAR, coalesce(CAST(? AS VARCHAR), '')) "
-                                f"ELSE {name} END AS {name}")
+                                f"{_word_replaced(name, old)} ELSE {name} END AS {name}")
                 replace_params += [fix.record_id, fix.value]
     select = f"* REPLACE ({', '.join(replaced)})" if replaced else "*"
     name = f"{quote(schema)}.{quote(table)}"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from replicator.salesforce.catalog import ObjectPlan
+from replicator.store import encryption
 from replicator.store.database import Database
 from replicator.store.database import now as utc_now
 from replicator.store.forgotten import forgotten_counts
@@ -24,7 +25,7 @@ from replicator.store.ledger import FAILED, RunLedger, Section
 from replicator.store.merge import Counts, evolve, merge_object, staged_tables
 from replicator.store.reads import Reads
 from replicator.store.rewrite import rebuild
-from replicator.store.schema import literal, object_sql, objects_view, quote
+from replicator.store.schema import object_sql, objects_view, quote
 
 __all__ = ["CountMismatch", "Versions", "months_before"]
 
@@ -84,7 +85,7 @@ class Versions:
         run_ts = self.ledger.running(run_id)["run_ts"]
         failed = {s.object for s in sections if s.status == FAILED}
         con = self.db.con
-        con.execute(f"ATTACH {literal(str(staging))} AS _stg (READ_ONLY)")
+        encryption.attach(con, staging, "_stg", self.db.key, read_only=True)  # encrypted like the store
         try:
             with self.db.transaction():
                 tables = staged_tables(con, "_stg")

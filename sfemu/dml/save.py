@@ -259,7 +259,10 @@ class Save:
         for k, col in enumerate(self.columns):
             f = self.obj.field(col)
             if f is None:
-                msg = NO_SUCH_COLUMN.format(field=col, obj=self.obj.name)
+                # the name is the client's text, echoed in a SQL literal: control characters (a NUL
+                # ends DuckDB's literal) are shown escaped, as a printable Python string shows them
+                shown = col if col.isprintable() else repr(col)[1:-1]
+                msg = NO_SUCH_COLUMN.format(field=shown, obj=self.obj.name)
                 self._error(1, f"s{k}", "INVALID_FIELD", q.lit(msg))
                 continue
             if f.name == "Id":

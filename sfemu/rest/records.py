@@ -176,12 +176,12 @@ def parse_stamp(text: str | None, name: str) -> datetime:
     zone = (zone or "+00:00").replace(" ", "+")
     if zone != "Z" and ":" not in zone:
         zone = zone[:3] + ":" + zone[3:]
-    try:
-        moment = datetime.fromisoformat(f"{day}T{clock or '00:00'}{zone}")
-    except ValueError as exc:
+    try:  # 9999-12-31T23:59-14:00 is past the last datetime Python holds once in UTC: OverflowError
+        moment = datetime.fromisoformat(f"{day}T{clock or '00:00'}{zone}").astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise SalesforceError(400, "INVALID_REPLICATION_DATE", f"{name} is not a valid date and time: {text}",
                               ) from exc
-    return moment.astimezone(UTC).replace(second=0, microsecond=0, tzinfo=None)
+    return moment.replace(second=0, microsecond=0, tzinfo=None)
 
 
 def _fmt(moment: datetime) -> str:

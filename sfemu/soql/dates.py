@@ -2,7 +2,8 @@
 
 Salesforce evaluates them in the org's time zone with weeks starting on Sunday (en_US); this org's
 fiscal year is the calendar year. A range is [start, end): `=` means inside, `<` before start,
-`>` on or after end.
+`>` on or after end. A range reaching past the years Salesforce holds (LAST_N_DAYS:2147483647)
+stops at them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from sfemu.clock import EARLIEST, LATEST
 
 _UNITS = {"DAY": "day", "DAYS": "day", "WEEK": "week", "WEEKS": "week", "MONTH": "month", "MONTHS": "month",
           "QUARTER": "quarter", "QUARTERS": "quarter", "YEAR": "year", "YEARS": "year",
@@ -59,13 +62,19 @@ def _unit_start(d: date, unit: str) -> date:
 
 
 def _shift(d: date, unit: str, k: int) -> date:
-    if unit == "day":
-        return d + timedelta(days=k)
-    if unit == "week":
-        return d + timedelta(weeks=k)
-    months = {"month": 1, "quarter": 3, "year": 12}[unit] * k
-    total = d.year * 12 + d.month - 1 + months
-    return date(total // 12, total % 12 + 1, 1)
+    """`d` moved by k units, kept within the years Salesforce holds (EARLIEST..LATEST)."""
+    first, last = EARLIEST.date(), LATEST.date()
+    try:
+        if unit == "day":
+            moved = d + timedelta(days=k)
+        elif unit == "week":
+            moved = d + timedelta(weeks=k)
+        else:
+            total = d.year * 12 + d.month - 1 + {"month": 1, "quarter": 3, "year": 12}[unit] * k
+            moved = date(total // 12, total % 12 + 1, 1)
+    except (OverflowError, ValueError):
+        return first if k < 0 else last
+    return min(max(moved, first), last)
 
 
 def local_today(now: datetime, tz: str) -> date:

@@ -20,6 +20,7 @@ MAX_LENGTH = 100_000
 # Parentheses and NOTs nested deeper than this are refused as MALFORMED_QUERY, so a hostile query
 # (thousands of nested parentheses) is a 400, not a recursion overflow; no real filter comes close.
 MAX_NESTING = 100
+MAX_INTEGER = 2**31 - 1
 
 
 def parse(text: str, err: ErrorFactory | None = None) -> ast.Query:
@@ -80,8 +81,9 @@ class _Parser:
             raise self.fail()
 
     def integer(self) -> int:
+        """A non-negative integer that fits Java's int, as Salesforce's parser reads LIMIT, OFFSET and N."""
         t = self.expect("number")
-        if not t.text.isdigit():
+        if not t.text.isdigit() or int(t.text) > MAX_INTEGER:
             raise self.fail(t)
         return int(t.text)
 

@@ -76,6 +76,14 @@ def test_malformed_json_is_a_json_parser_error_and_changes_nothing(api: Api, pat
     assert api.accounts() == before
 
 
+def test_a_field_name_with_control_characters_is_no_such_column(api: Api) -> None:
+    before = api.accounts()
+    response = api.post("/sobjects/Account", b'{"Na\\u0000me": "x"}')
+    assert error_of(response) == (400, "INVALID_FIELD")
+    assert response.json()[0]["message"] == "No such column 'Na\\x00me' on sobject of type Account"
+    assert api.accounts() == before
+
+
 def test_a_surrogate_pair_escape_is_one_character(api: Api, emulator: Any) -> None:
     created = api.post("/sobjects/Account", b'{"Name": "smile \\ud83d\\ude00"}')
     assert created.status_code == 201, created.text
@@ -98,6 +106,8 @@ MALFORMED_SOQL = {
     "high then non-low escape": "SELECT Id FROM Account WHERE Name = '\\ud83d\\u0041'",
     "next line control": "SELECT Id FROM Account WHERE Name = \u0085'x'",
     "line separator": "SELECT Id\u2028FROM Account",
+    "LIMIT past Java's int": "SELECT Id FROM Account LIMIT 1000000000000000000000000",
+    "N past Java's int": "SELECT Id FROM Account WHERE CreatedDate = LAST_N_DAYS:99999999999999999",
 }
 
 
@@ -110,7 +120,11 @@ def test_hostile_soql_is_a_malformed_query(api: Api, soql: str) -> None:
     "SELECT Id FROM Account WHERE " + "(" * 100 + "Name = 'x'" + ")" * 100,
     "SELECT Id FROM Account WHERE " + "NOT " * 99 + "Name = 'x'",
     "SELECT Id FROM Account WHERE Name = '\\ud83d\\ude00'",
-], ids=["100 nested parentheses", "99 NOTs", "surrogate pair escape"])
+    "SELECT Id FROM Account WHERE CreatedDate = LAST_N_DAYS:2147483647",
+    "SELECT Id FROM Account WHERE CreatedDate < N_YEARS_AGO:2147483647",
+    "SELECT Id FROM Account WHERE CreatedDate > NEXT_N_WEEKS:2147483647",
+], ids=["100 nested parentheses", "99 NOTs", "surrogate pair escape", "LAST_N_DAYS:max", "N_YEARS_AGO:max",
+        "NEXT_N_WEEKS:max"])
 def test_nesting_and_escapes_within_limits_still_work(api: Api, soql: str) -> None:
     response = api.query(soql)
     assert response.status_code == 200, response.text
@@ -138,6 +152,16 @@ def test_absurd_clock_values_are_refused_and_the_clock_keeps_working(emulator: A
     after = emulator.control("GET", "clock")["now"]
     assert abs(_seconds(after) - _seconds(before)) < 60  # unmoved (real time passes)
     assert emulator.control("GET", "status")["clock"]  # every reading of the clock still works
+
+
+@pytest.mark.parametrize("window", [{"start": "0001-01-01T00:00:00+14:00", "end": "2026-01-01T00:00:00Z"},
+                                    {"start": "2026-01-01T00:00:00Z", "end": "9999-12-31T23:59:59-14:00"}],
+                         ids=["before year 1 in UTC", "after year 9999 in UTC"])
+def test_replication_windows_past_the_calendar_are_invalid_dates(api: Api, window: dict[str, str]) -> None:
+    for kind in ("updated", "deleted"):
+        url = f"{api.emulator.base_url}{API}/sobjects/Account/{kind}"
+        response = api.emulator.http.get(url, params=window, headers=api.headers, timeout=60)
+        assert error_of(response) == (400, "INVALID_REPLICATION_DATE")
 
 
 def test_absurd_churn_days_are_refused(emulator: Any) -> None:
@@ -220,8 +244,9 @@ def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         stop(process)
 
 
-def test_the_ready_file_and_the_log_with_passwords_are_private(strict: dict[str, Any]) -> None:
-    for path in (strict["ready_file"], strict["log"]):
+def test_the_ready_file_and_the_log_with_passwords_are_private(strict: dict[str, Any], emulator: Any) -> None:
+    session_ready = Path(emulator.state_dir).parent / "ready.json"  # where conftest asks for it
+    for path in (strict["ready_file"], strict["log"], session_ready):
         assert stat.S_IMODE(Path(path).stat().st_mode) == 0o600, path
     assert strict["password"] in Path(strict["ready_file"]).read_text()
 

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, config_text
 from test_exactness import differences, truth
 
 from replicator.backup.run import BackupRequest, run_backup
+from replicator.check import CheckRequest, check
 from replicator.config import load_config
 from replicator.store.snapshot import SnapshotStore
 
@@ -85,20 +85,6 @@ def cli_backup(config: Path, *args: str, **kwargs: Any) -> Outcome:
     return finish(start(config, *args, **kwargs))
 
 
-def wait_paused(proc: subprocess.Popen, phase: str, timeout: float = 90) -> None:
-    """Block until the run prints its pause marker for `phase`."""
-    assert proc.stderr is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline().decode()
-        if f"REPLICATOR_PAUSED_AT {phase}" in line:
-            return
-        if not line and proc.poll() is not None:
-            raise AssertionError(f"the backup exited {proc.returncode} before {phase}: "
-                                 f"{proc.stderr.read()!r}")
-    raise AssertionError(f"no pause marker for {phase}")
-
-
 def kill(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
@@ -130,13 +116,15 @@ def verdict(seen: Outcome, storage: Path, status: str, *words: str) -> dict[str,
 
 
 def heal_and_compare(org: Any, config: Path, storage: Path) -> int:
-    """Faults off, one more run (in-process): it completes and equals the org field by field."""
+    """Faults off, one more run (in-process): it completes, equals the org field by field, and the
+    store passes `check` (no run left running, no staging left behind, every body readable)."""
     org.control("PUT", "faults", {})
     org.control("POST", "clock", {"advance_seconds": 61})  # past the last whole minute of changes
     result = run_backup(load_config(config), BackupRequest("daily"))
     assert result.status == "completed", result.message
     assert_equals_org(org, storage, result.run_id)
-    assert not (storage / "runs").exists() or not any((storage / "runs").iterdir()), "staging left behind"
+    checked = check(load_config(config), CheckRequest(read_blobs=True))  # history tiles, bodies decrypt
+    assert not checked.problems, checked.text()
     return result.run_id
 
 

@@ -14,10 +14,11 @@ import pytest
 from click.testing import CliRunner
 from test_backup_e2e import SECRET_ENV, config_text
 
-from replicator.audit import masked
+from replicator.audit import digest, masked
 from replicator.cli import cli
 from replicator.config import Secret
 from replicator.store.audit_log import AuditLog, event_hash
+from replicator.store.repository import Repository
 
 SEED_FIELDS = {"event_id", "created_at", "ip_address", "key", "parameters", "source", "user_email", "user_id"}
 
@@ -54,8 +55,9 @@ def test_commands_are_recorded_in_the_seed_shape_without_secrets(cli_job: Path, 
     assert set(first) >= SEED_FIELDS and first["created_at"].endswith(" GMT")
     assert first["source"] == "cli" and first["user_email"] == "auditor@example.com"
     assert first["parameters"]["objects"] == "Account" and first["parameters"]["outcome"]["status"] == "ok"
+    assert first["parameters"]["outcome"]["run_id"] == 1  # the event leads to its run
     assert first["parameters"]["config_path"] == str(cli_job)
-    assert events[2]["parameters"]["query"] == 'SELECT count(*) AS n FROM "Account"'
+    assert events[2]["parameters"]["query"] == digest('SELECT count(*) AS n FROM "Account"')
     assert all(e["prev_hash"] == p["hash"] for p, e in itertools.pairwise(events))
     text = log.read_text()
     assert emulator.password not in text and emulator.client_secret not in text
@@ -79,7 +81,7 @@ def write(log: Path, events: list[dict[str, Any]]) -> None:
 @pytest.fixture
 def five_events(tmp_config: Callable[..., Path]) -> Path:
     config = tmp_config()
-    (config.parent / "store").mkdir()
+    Repository(config.parent / "store").open_write("backup", "daily", create=True).close()  # a store
     for _ in range(5):
         assert invoke(config, "config", "show").exit_code == 0
     assert len(lines(config.parent / "store" / "audit.jsonl")) == 5
@@ -170,21 +172,33 @@ def test_concurrent_writers_keep_one_chain(tmp_path: Path) -> None:
     assert chain.broken is None and chain.events == 120
 
 
-def test_no_storage_folder_no_event(tmp_config: Callable[..., Path]) -> None:
+def test_a_folder_that_is_not_a_store_gets_no_event(tmp_config: Callable[..., Path]) -> None:
     config = tmp_config()
     assert invoke(config, "config", "show").exit_code == 0
     assert not (config.parent / "store").exists()
+    (config.parent / "store").mkdir()
+    (config.parent / "store" / "notes.txt").write_text("someone's folder")
+    assert invoke(config, "config", "show").exit_code == 0
+    assert [p.name for p in (config.parent / "store").iterdir()] == ["notes.txt"]
 
 
 def test_secrets_and_personal_values_are_masked() -> None:
     given = {"password": "hunter2", "client_secret": "s", "api_token": "t", "key": "k", "new_key": "k",
              "email": "ann@example.com", "phone": "+1 555", "value": "Ann", "name": "Ann",
+             "address": "1 Main St", "text": "Ann's notes",
              "secret_obj": Secret("X", "v"), "objects": "Contact", "key_env": "STORE_KEY"}
     out = masked("gdpr.search", given)
     assert {k for k, v in out.items() if v == "***"} == {
         "password", "client_secret", "api_token", "key", "new_key", "email", "phone", "value", "name",
-        "secret_obj"}
+        "address", "text", "secret_obj"}
     assert out["objects"] == "Contact" and out["key_env"] == "STORE_KEY"
+    query = "SELECT * FROM Contact WHERE Email = 'ann@example.com'"
+    recorded = masked("sql", {"query": query, "comment": "Ann asked", "record_id": "003000000000001AAA"})
+    assert recorded["query"].startswith("sha256:") and "ann@example.com" not in json.dumps(recorded)
+    assert recorded == {"query": digest(query), "comment": digest("Ann asked"),
+                        "record_id": digest("003000000000001AAA")}
+    assert masked("seed.run", {"params": ("email=ann@example.com",)}) == {
+        "params": [digest("email=ann@example.com")]}
     assert masked("runs", {"name": "daily"}) == {"name": "daily"}
 
 

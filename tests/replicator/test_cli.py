@@ -116,3 +116,12 @@ def test_config_show_masks_secrets(tmp_config, as_json):
     else:
         assert "password: *** (from $REPLICATOR_TEST_PASSWORD, set)" in result.output
         assert 'username: "admin@demo.replicator.local"' in result.output
+
+
+def test_python_dash_m_runs_the_same_cli() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "replicator", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "Usage: replicator" in done.stdout, done.stderr

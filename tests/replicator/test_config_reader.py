@@ -72,7 +72,7 @@ def test_config_error_is_the_config_problem_of_the_error_root(tmp_config):
     error = info.value
     assert isinstance(error, ConfigError) and isinstance(error, ReplicatorError)
     assert error.to_json() == {"kind": "config", "key": "storage.paht",
-                               "message": "unknown key (allowed: blob_key_env, encryption_key_env, "
-                                          "encryption_key_file, path)"}
+                               "message": "unknown key (allowed: blob_key_env, blob_key_file, "
+                                          "encryption_key_env, encryption_key_file, path)"}
     assert str(error).endswith("config.toml: storage.paht: unknown key (allowed: blob_key_env, "
-                               "encryption_key_env, encryption_key_file, path)")
+                               "blob_key_file, encryption_key_env, encryption_key_file, path)")

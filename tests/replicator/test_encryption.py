@@ -23,6 +23,7 @@ from test_backup_e2e import SECRET_ENV, config_text
 
 from replicator.cli import cli
 from replicator.store import encryption
+from replicator.store.repository import Repository
 
 KEY_ENV = "REPLICATOR_TEST_STORE_KEY"
 NEW_KEY_ENV = "REPLICATOR_TEST_NEW_KEY"
@@ -87,14 +88,17 @@ def test_a_keyed_backup_leaves_no_plain_value_and_still_answers(env: Any, tmp_co
     assert len(known) > 20 and found(plain_store.parent / "store", known)  # the search sees plain values
     (plain_store.parent / "other").mkdir()
     config = tmp_config(keyed(config_text(env)), name="other/config.toml")
-    done = invoke(config, "backup", "run", "--objects", "Account,Contact", "--json")
-    assert done.exit_code == 0, done.output
+    # file bodies too: the files step, like every step of a run, reads the encrypted staging
+    done = invoke(config, "backup", "run", "--objects", "Account,Contact,ContentVersion,Attachment", "--json")
+    assert done.exit_code == 0 and json.loads(done.output)["status"] == "completed", done.output
     store = config.parent / "store"
     assert encryption.is_encrypted(store / "snapshot.duckdb")
     assert values(config) == known  # reads, analysts' sealed SQL included, go through the key
     assert found(store, known) == []
-    again = invoke(config, "backup", "run", "--objects", "Account,Contact", "--json")  # incremental, WAL
-    assert again.exit_code == 0, again.output
+    # --full: every record id reconciled with the org (the staging-side exactness queries)
+    again = invoke(config, "backup", "run", "--objects", "Account,Contact,ContentVersion,Attachment",
+                   "--full", "--json")
+    assert again.exit_code == 0 and json.loads(again.output)["status"] == "completed", again.output
     assert found(store, known) == []
     some = json.loads(invoke(config, "sql", 'SELECT "Id" FROM "Account" LIMIT 1', "--json").output)[0]["Id"]
     history = invoke(config, "history", "Account", some, "--json")
@@ -137,9 +141,12 @@ def test_encrypt_then_rotate_the_key(env: Any, plain_store: Path, monkeypatch: p
     text = plain_store.read_text()
     one_line_error(invoke(plain_store, "store", "encrypt"), "no key is configured")
     plain_store.write_text(keyed(text))
+    Repository(store).blobs()  # as a backup of file bodies does: the generated key lands in the folder
     done = invoke(plain_store, "store", "encrypt", "--json")
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["encrypted"] is True
+    # the file bodies' generated key lies in the folder: the person is told to move it
+    assert f"{store / 'blob.key'}, inside the folder" in json.loads(done.output)["next_step"]
     assert found(store, known) == [] and values(plain_store) == known
     assert not list(store.glob("snapshot.duckdb.*"))  # no copy left beside it
     one_line_error(invoke(plain_store, "store", "encrypt"), "already encrypted")
@@ -185,22 +192,29 @@ def test_a_key_file_is_private_and_outside_the_store(env: Any, plain_store: Path
 
 
 def test_a_killed_encrypt_leaves_the_old_store_or_the_new_one(env: Any, plain_store: Path) -> None:
-    """SIGKILL at several moments of `store encrypt` on a store made big enough to take a while."""
+    """SIGKILL at several moments of `store encrypt` while it writes the encrypted copy (and once
+    most likely after it swapped), on a store made big enough to take a while."""
     database = plain_store.parent / "store" / "snapshot.duckdb"
     with duckdb.connect(str(database)) as con:
         con.execute("CREATE TABLE main.filler AS SELECT range AS n, md5(range::VARCHAR) AS s "
                     "FROM range(3000000)")
     plain_store.write_text(keyed(plain_store.read_text()))
-    outcomes = set()
-    for delay in (0.3, 0.8, 1.5, 3.0):
+    outcomes, killed_mid_way = set(), 0
+    for delay in (0.0, 0.3, 0.8, 5.0):
         copy = plain_store.parent / f"copy{delay}"
         shutil.copytree(plain_store.parent / "store", copy / "store")
         config = copy / "config.toml"
         config.write_text(plain_store.read_text())
-        command = [sys.executable, "-m", "replicator", "--config", str(config), "store", "encrypt"]
+        command = [sys.executable, "-c", "from replicator.cli import main; main()", "--config", str(config),
+                   "store", "encrypt"]
         proc = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rekey = copy / "store" / "snapshot.duckdb.rekey"
+        deadline = time.monotonic() + 60
+        while not rekey.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the copy under the new key is being written
         time.sleep(delay)
+        killed_mid_way += rekey.exists() and proc.poll() is None
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         path = copy / "store" / "snapshot.duckdb"
@@ -213,7 +227,27 @@ def test_a_killed_encrypt_leaves_the_old_store_or_the_new_one(env: Any, plain_st
         rows = json.loads(invoke(config, "sql", "SELECT count(*) AS n FROM main.filler", "--json").output)
         assert rows == [{"n": 3000000}]
         assert not list((copy / "store").glob("snapshot.duckdb.*"))
-    assert False in outcomes  # at least one kill landed mid-way
+    assert killed_mid_way >= 2 and False in outcomes, (killed_mid_way, outcomes)  # kills landed mid-way
+
+
+def test_compaction_keeps_the_key_and_a_writer_blocks_re_keying(env: Any, plain_store: Path) -> None:
+    from replicator.config import load_config
+
+    plain_store.write_text(keyed(plain_store.read_text()))
+    assert invoke(plain_store, "store", "encrypt").exit_code == 0
+    known = values(plain_store)
+    repository = Repository.for_storage(load_config(plain_store).storage)
+    store = repository.open_write("test")
+    try:
+        store.versions.compact()  # what retention pruning and a GDPR forget rewrite the file with
+        before = files_of(plain_store.parent / "store")
+        one_line_error(invoke(plain_store, "store", "rotate-key", "--new-key-env", NEW_KEY_ENV), "test")
+        assert files_of(plain_store.parent / "store") == before
+    finally:
+        store.close()
+    database = plain_store.parent / "store" / "snapshot.duckdb"
+    assert encryption.is_encrypted(database) and not list(database.parent.glob("snapshot.duckdb.*"))
+    assert values(plain_store) == known and found(plain_store.parent / "store", known) == []
 
 
 def test_a_gdpr_forget_keeps_an_encrypted_store_encrypted(env: Any, tmp_config: Callable[..., Path]) -> None:
@@ -233,3 +267,41 @@ def test_a_gdpr_forget_keeps_an_encrypted_store_encrypted(env: Any, tmp_config: 
     assert found(store, known) == []
     left = values(config)
     assert email not in left and set(left) == set(known) - {email, phone}
+
+
+def test_a_keyed_runs_staging_is_encrypted_too(env: Any, tmp_path: Path) -> None:
+    """dlt stages through a connection of ours into the encrypted file (REST and Bulk objects),
+    stage_ids appends to it, and nothing of the rows is readable in its bytes."""
+    from datetime import UTC, datetime
+
+    from test_source_salesforce import OBJECTS, THRESHOLD
+
+    from replicator.config import ObjectSelection, OrgSettings, PasswordAuth, Secret
+    from replicator.salesforce.catalog import plan_org
+    from replicator.salesforce.client import OrgClient
+    from replicator.sources.salesforce import STAGING_DATASET, connect_staging, extract, stage_ids
+
+    auth = PasswordAuth(username=env.username, password=Secret("P", env.password), client_id=env.client_id,
+                        client_secret=Secret("S", env.client_secret))
+    client = OrgClient(OrgSettings(name="emu", login_url=env.base_url, api_version="62.0", auth=auth,
+                                   ca_bundle=Path(env.ca_path)), backoff_seconds=0.01)
+    plans = [p for p in plan_org(client, ObjectSelection(include=OBJECTS, recommended=False), THRESHOLD)
+             if p.included]
+    methods = {p.method for p in plans}
+    key = Secret(KEY_ENV, KEY)
+    staging = tmp_path / "run" / "staging.duckdb"
+    sections = extract(client, plans, {}, staging, run_ts=datetime.now(UTC), key=key)
+    assert {s.status for s in sections} == {"ok"} and len(methods) > 1
+    account = next(p for p in plans if p.name == "Account")
+    ids = [r["Id"] for page in client.query_pages("SELECT Id FROM Account LIMIT 3") for r in page]
+    assert stage_ids(client, account, ids, staging, key) == 3
+    assert encryption.is_encrypted(staging) and not (tmp_path / "run" / "dlt").exists()
+    with connect_staging(staging, key) as con:
+        names = [r[0] for r in con.execute(
+            f'SELECT "Name" FROM {STAGING_DATASET}."Account" WHERE length("Name") >= 10').fetchall()]
+        contacts = con.execute(f'SELECT count(*) FROM {STAGING_DATASET}."Contact"').fetchone()[0]
+    assert len(names) > 20 and contacts > 20
+    assert found(tmp_path / "run", names) == []
+    with pytest.raises(encryption.EncryptionProblem) as refused:
+        connect_staging(staging)
+    assert "no key is configured" in str(refused.value)

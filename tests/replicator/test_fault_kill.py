@@ -1,16 +1,19 @@
 """The fault matrix, the process's side: `replicator backup run` SIGKILLed at every phase (plan,
 mid-extract, after extract, files, reconcile, before the commit, after it). A run is atomic: the next
 run takes the lock over, marks the killed run 'aborted' (or keeps it 'completed' when it had
-committed), leaves no staging behind, completes, and equals the org field by field."""
+committed), leaves no staging behind, completes, and equals the org field by field. A Ctrl-C
+is recorded 'aborted' at once."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from faultkit import Job, backed_up_job, churn, heal_and_compare, kill, runs, small_org, start, wait_paused
+from faultkit import Job, backed_up_job, churn, finish, heal_and_compare, kill, runs, small_org, start
+from test_backup_e2e import _wait_marker as wait_paused
 
 __all__ = ["small_org"]  # the module fixture, imported for pytest
 
@@ -74,3 +77,17 @@ def test_sigkill_after_the_commit_keeps_the_run(job: Job) -> None:
     heal_and_compare(job.org, job.config, job.storage)
     assert next(r for r in runs(job.storage) if r["run_id"] == committed["run_id"]) == committed
 
+
+
+def test_ctrl_c_says_aborted_at_once(job: Job) -> None:
+    """An interrupt (SIGINT, a user's Ctrl-C) before the commit: no traceback, and `runs` says
+    'aborted' right away instead of 'running' until the next writer comes."""
+    churn(job.org)
+    proc = start(job.config, pause="extracted")
+    wait_paused(proc, "extracted")
+    proc.send_signal(signal.SIGINT)
+    seen = finish(proc)
+    assert seen.code == 1 and "Traceback" not in seen.err and "Aborted!" in seen.err, seen
+    interrupted = runs(job.storage)[-1]
+    assert interrupted["status"] == "aborted" and "interrupted" in interrupted["message"], interrupted
+    heal_and_compare(job.org, job.config, job.storage)

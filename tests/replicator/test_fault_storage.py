@@ -29,8 +29,8 @@ from faultkit import (
     small_org,
     start,
     verdict,
-    wait_paused,
 )
+from test_backup_e2e import _wait_marker as wait_paused
 
 __all__ = ["small_org"]  # the module fixture, imported for pytest
 

@@ -49,7 +49,7 @@ def stored_body(job: Path, rid: str) -> tuple[str | None, bytes | None]:
     if rows.num_rows == 0:
         return None, None
     sha = rows.column(0)[0].as_py()
-    blobs = Repository(config.storage.path).blobs(config.storage.blob_key_env)
+    blobs = Repository.for_storage(config.storage).blobs()
     return sha, blobs.get(sha) if sha else None
 
 

@@ -34,7 +34,8 @@ from replicator.store.forgotten import Forgotten
 from replicator.store.repository import Repository
 from replicator.store.snapshot import SnapshotStore
 
-OBJECTS = ["Account", "Contact", "Case", "Attachment"]
+OBJECTS = ["Account", "Contact", "Case", "Attachment", "ContentDocument", "ContentVersion",
+           "ContentDocumentLink"]
 SELECTION = f"include = {json.dumps(OBJECTS)}"
 EMAILS = ["zyx.forget.one@example.org", "zyx.forget.two@example.org"]
 PHONES = ["+1 555 0199 7001", "+1 555 0199 7002", "+1 555 0199 7003"]
@@ -184,6 +185,9 @@ def test_forget_erases_every_copy_and_later_backups_do_not_bring_it_back(history
     control_before = read(history, f"SELECT * FROM \"Contact_history\"('{history.control}')")
     others_before = read(history, f"SELECT count(*) FROM hist.\"Contact\" WHERE \"Id\" <> '{history.person}'")
 
+    killed_run = history.store / "runs" / "99"  # what a killed backup leaves: its raw staged rows
+    killed_run.mkdir(parents=True)
+    (killed_run / "rows.jsonl").write_text(json.dumps({"Email": EMAILS[1]}), encoding="utf-8")
     result = cli_run(history, "gdpr", "forget", "--object", "contact", "--id", history.person[:15],
                      "--comment", "ticket 42", "--json")
     assert result.exit_code == 0, result.output
@@ -192,7 +196,9 @@ def test_forget_erases_every_copy_and_later_backups_do_not_bring_it_back(history
     assert done["versions"] >= 4 and done["blobs_removed"] == 1
     assert len(done["copies"]["removed"]) == 1  # files/Attachment/<Id>.txt of the CSV export
 
-    assert hits(folders, needles) == {}
+    assert hits(folders, needles) == {} and not killed_run.exists()
+    audit = history.store / "audit.jsonl"  # the audit log names the request, never the record
+    assert audit.exists() and history.person not in audit.read_text(encoding="utf-8")
     assert not list(history.store.glob("snapshot.duckdb.*"))  # no rewrite leftovers, no WAL
     # everyone else's history is unchanged, and time travel still answers
     assert read(history, f"SELECT * FROM \"Contact_history\"('{history.control}')") == control_before
@@ -216,7 +222,7 @@ def test_forget_erases_every_copy_and_later_backups_do_not_bring_it_back(history
     # restore, replicate and seed drop it from what they write
     store = Repository(history.store).open_read()
     try:
-        forgotten = Forgotten.of(store.db, history.store, None)
+        forgotten = Forgotten.of(store.db, Repository(history.store).blob_key)
         batch = pa.RecordBatch.from_pylist([{"Id": history.person, "LastName": LAST},
                                             {"Id": history.control, "LastName": CONTROL_LAST}])
         assert forgotten.drop("Contact", batch).column("Id").to_pylist() == [history.control]
@@ -233,6 +239,22 @@ def test_forget_erases_every_copy_and_later_backups_do_not_bring_it_back(history
         "field": None, "comment": "ticket 42", "user": None, "created_at": None, "finished_at": None,
         "status": "completed", "versions": done["versions"], "records": 2, "details": None}
     assert listed[0]["record_id"].startswith("subject:") and history.person not in json.dumps(listed)
+
+
+def test_a_lifted_forget_lets_the_next_full_backup_read_the_record_again(history: History) -> None:
+    for bad, message in (("99", "no GDPR request 99"), ("x", "not a valid integer")):
+        refused = cli_run(history, "gdpr", "lift", "--request", bad)
+        assert refused.exit_code != 0 and message in refused.output
+    result = cli_run(history, "gdpr", "lift", "--request", "1", "--comment", "sent in error")
+    assert result.exit_code == 0, result.output
+    assert "lifted forget request 1" in result.output
+    again = cli_run(history, "gdpr", "lift", "--request", "1")
+    assert again.exit_code == 1 and "not a forget request in force" in again.output
+    run_backup(load_config(history.config), BackupRequest("daily", full=True))
+    assert count(history, 'hist."Contact"', history.person) == 1  # read again from the org
+    listed = json.loads(cli_run(history, "gdpr", "requests", "--json").output)
+    assert [(r["id"], r["type"], r["status"]) for r in listed] == [(1, "forget", "lifted"),
+                                                                     (2, "lift", "completed")]
 
 
 def test_rectify_changes_that_field_in_every_version_and_nothing_else(history: History) -> None:
@@ -253,6 +275,21 @@ def test_rectify_changes_that_field_in_every_version_and_nothing_else(history: H
     listed = json.loads(cli_run(history, "gdpr", "requests", "--json").output)
     assert (listed[-1]["type"], listed[-1]["record_id"], listed[-1]["field"]) == ("rectify", history.control,
                                                                                   "LastName")
+
+
+def test_a_rectified_last_name_changes_only_that_word_of_the_compound_name(history: History) -> None:
+    first = read(history, f"SELECT \"FirstName\" FROM \"Contact\" WHERE \"Id\" = '{history.control}'")[0][
+        "FirstName"]
+    for last in (first[:-1], "Smith"):  # a last name the first name starts with, then another
+        done = cli_run(history, "gdpr", "rectify", "--object", "Contact", "--id", history.control,
+                       "--field", "LastName", "--value", last)
+        assert done.exit_code == 0, done.output
+    names = read(history, f"SELECT DISTINCT \"Name\" FROM hist.\"Contact\" "
+                          f"WHERE \"Id\" = '{history.control}'")
+    assert names == [{"Name": f"{first} Smith"}]
+    with open(history.exports["csv"] / "Contact.csv", encoding="utf-8", newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["Id"] == history.control)
+    assert (row["FirstName"], row["LastName"], row["Name"]) == (first, "Smith", f"{first} Smith")
 
 
 RECTIFY = ["rectify", "--object", "Contact", "--id", "{control}", "--field"]
@@ -280,14 +317,12 @@ def test_bad_requests_are_one_line_and_change_nothing(history: History, args: li
 @pytest.mark.parametrize("phase", ["copying", "rewritten", "swapped"])
 def test_a_forget_killed_mid_way_leaves_the_store_wholly_before_or_after(history: History, tmp_path: Path,
                                                                          phase: str) -> None:
-    """A copy of the store (exports are not involved before the swap) killed at each phase."""
-    shutil.copytree(history.store, tmp_path / "store")
-    config = tmp_path / "config.toml"
-    config.write_text(history.config.read_text(encoding="utf-8"), encoding="utf-8")
-    copy = History(config, tmp_path, history.control, "", "", history.control)
+    """A copy of the store killed at each phase; the next GDPR command finishes or drops the request."""
+    copy, _ = copy_of(history, tmp_path)
     versions = count(copy, 'hist."Contact"', copy.person)
+    earlier = len(json.loads(cli_run(copy, "gdpr", "requests", "--json").output))
     env = {**os.environ, "REPLICATOR_TEST_PAUSE_AT": phase}
-    command = [sys.executable, "-c", "from replicator.cli import main; main()", "--config", str(config),
+    command = [sys.executable, "-c", "from replicator.cli import main; main()", "--config", str(copy.config),
                "gdpr", "forget", "--object", "Contact", "--id", copy.person]
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     assert proc.stderr is not None
@@ -301,14 +336,23 @@ def test_a_forget_killed_mid_way_leaves_the_store_wholly_before_or_after(history
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     left = count(copy, 'hist."Contact"', copy.person)
-    Repository(copy.store).open_write("test").close()  # the next writer removes a half-written copy
-    assert sorted(p.name for p in copy.store.glob("snapshot.duckdb*")) == ["snapshot.duckdb"]
-    requests = json.loads(cli_run(copy, "gdpr", "requests", "--json").output)
+    before = json.loads(cli_run(copy, "gdpr", "requests", "--json").output)
     if phase == "swapped":
-        assert left == 0 and requests[-1]["type"] == "forget" and requests[-1]["status"] == "erased"
+        assert left == 0 and before[-1]["type"] == "forget" and before[-1]["status"] == "erased"
     else:
-        assert left == versions and all(r["type"] != "forget" or r["id"] == 1 for r in requests)
-        assert len(requests) == 2  # the forget and the rectify of the earlier tests only
+        assert left == versions and len(before) == earlier
+    # the next GDPR command first finishes the request (or drops its plan), then does its own work
+    again = cli_run(copy, "gdpr", "forget", "--object", "Contact", "--id", copy.person)
+    assert sorted(p.name for p in copy.store.glob("snapshot.duckdb*")) == ["snapshot.duckdb"]
+    assert not (copy.store / "gdpr.pending.json").exists()
+    after = json.loads(cli_run(copy, "gdpr", "requests", "--json").output)
+    if phase == "swapped":
+        assert again.exit_code == 1 and "not in the store" in again.output
+        assert [r["status"] for r in after] == [r["status"] for r in before[:-1]] + ["completed"]
+    else:
+        assert again.exit_code == 0, again.output
+        assert len(after) == earlier + 1 and after[-1]["status"] == "completed"
+    assert count(copy, 'hist."Contact"', copy.person) == 0
 
 
 def test_forget_with_related_takes_every_record_whose_lookup_names_it(history: History) -> None:
@@ -327,3 +371,86 @@ def test_forget_with_related_takes_every_record_whose_lookup_names_it(history: H
         assert not set(csv_ids(history.exports["csv"] / f"{obj}.csv")) & ids
         assert all(count(history, f'hist."{obj}"', rid) == 0 for rid in ids)
     assert count(history, 'hist."Account"', account) == 0
+
+
+def test_a_document_linked_only_to_the_record_goes_with_it_a_shared_one_stays(history: History) -> None:
+    links = read(history, 'SELECT DISTINCT l."LinkedEntityId" AS e, l."ContentDocumentId" AS d, s.shares '
+                          'FROM hist."ContentDocumentLink" l JOIN (SELECT "ContentDocumentId", '
+                          'count(DISTINCT "LinkedEntityId") AS shares FROM hist."ContentDocumentLink" '
+                          'GROUP BY 1) s USING ("ContentDocumentId") WHERE starts_with(e, \'001\')'
+                          ' ORDER BY d')
+    own = next(r for r in links if r["shares"] == 1)
+    shared = [r["d"] for r in links if r["e"] == own["e"] and r["shares"] > 1]
+    versions = {r["Id"] for r in read(history, f'SELECT "Id" FROM hist."ContentVersion" '
+                                               f"WHERE \"ContentDocumentId\" = '{own['d']}'")}
+    assert versions
+    result = cli_run(history, "gdpr", "forget", "--object", "Account", "--id", own["e"], "--json")
+    assert result.exit_code == 0, result.output
+    done = json.loads(result.output)
+    assert done["records"]["ContentVersion"] == len(versions) and done["records"]["ContentDocument"] == 1
+    assert done["blobs_removed"] >= 1
+    assert all(count(history, 'hist."ContentVersion"', v) == 0 for v in versions)
+    for doc in shared:  # still there for the other records it is linked to
+        assert read(history, f"SELECT count(*) AS n FROM hist.\"ContentVersion\" "
+                             f"WHERE \"ContentDocumentId\" = '{doc}'")[0]["n"] > 0
+
+
+def copy_of(history: History, folder: Path, settings: str = "") -> tuple[History, dict[str, Any]]:
+    """A copy of the store with `settings` added to its config, and a Contact no export holds (first
+    backed up by the last run), so forgetting it there leaves the original's exports alone."""
+    newest = read(history, f'SELECT "Id", "LastName" FROM hist."Contact" GROUP BY ALL '
+                           f"HAVING min(_run_id) = {history.runs[2]} ORDER BY \"Id\" LIMIT 1")[0]
+    shutil.copytree(history.store, folder / "store")
+    config = folder / "config.toml"
+    text = history.config.read_text(encoding="utf-8")
+    config.write_text(text.replace('path = "store"', f'path = "store"\n{settings}', 1), encoding="utf-8")
+    return History(config, folder, newest["Id"], "", "", history.control), newest
+
+
+def test_forget_works_on_an_encrypted_store(history: History, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rewrite keeps the store encrypted under its key."""
+    pytest.importorskip("duckdb_extension_httpfs", reason="encryption at rest needs duckdb-extension-httpfs")
+    monkeypatch.setenv("REPLICATOR_TEST_GDPR_KEY", "g" * 20 + "3Xb9vQ2mL8pR4tW6yZ1aC5eG7hJ0")
+    copy, newest = copy_of(history, tmp_path, 'encryption_key_env = "REPLICATOR_TEST_GDPR_KEY"')
+    assert cli_run(copy, "store", "encrypt").exit_code == 0
+    result = cli_run(copy, "gdpr", "forget", "--object", "Contact", "--id", copy.person, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["copies"]["rewritten"] == []
+    query = f"SELECT count(*) AS n FROM \"Contact\" WHERE \"Id\" IN ('{copy.person}', '{history.control}')"
+    assert json.loads(cli_run(copy, "sql", query, "--json").output) == [{"n": 1}]
+    assert hits([copy.store], [newest["LastName"].encode(), b"Rectifiedname"]) == {}  # still encrypted
+    monkeypatch.delenv("REPLICATOR_TEST_GDPR_KEY")
+    refused = cli_run(copy, "gdpr", "requests")
+    assert refused.exit_code != 0 and "key" in refused.output
+
+
+def test_an_endpoint_database_is_named_with_the_statement_to_run_there(
+        history: History, tmp_path: Path, postgres_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    db = postgres_server.create_database("gdpr_forget")
+    monkeypatch.setenv("REPLICATOR_TEST_PG", postgres_server.password)
+    copy, _ = copy_of(history, tmp_path)
+    copy.config.write_text(copy.config.read_text(encoding="utf-8") + f"""
+[endpoints.pg]
+kind = "postgresql"
+host = "{postgres_server.host}"
+port = {postgres_server.port}
+database = "{db}"
+user = "{postgres_server.user}"
+password_env = "REPLICATOR_TEST_PG"
+sslmode = "disable"
+""", encoding="utf-8")
+    run_export(load_config(copy.config), ExportRequest(endpoint="pg", objects=["Contact"]))
+    result = cli_run(copy, "gdpr", "forget", "--object", "Contact", "--id", copy.person, "--json")
+    assert result.exit_code == 2, result.output
+    (outside,) = json.loads(result.output)["copies"]["outside"]
+    assert outside["destination"].startswith("pg postgresql://") and copy.person in outside["statement"]
+    with psycopg.connect(postgres_server.dsn(db)) as con:
+        wanted = 'SELECT count(*) FROM "Contact" WHERE "Id" = %s'
+        assert con.execute(wanted, [copy.person]).fetchone()[0] == 1
+        con.execute(outside["statement"])
+        assert con.execute(wanted, [copy.person]).fetchone()[0] == 0
+    listed = json.loads(cli_run(copy, "gdpr", "requests", "--json").output)
+    assert listed[-1]["status"] == "incomplete" and copy.person not in json.dumps(listed)

@@ -14,18 +14,19 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, config_text
 
 from replicator.backup.run import BackupRequest, run_backup
 from replicator.cli import cli
 from replicator.config import load_config
 
-PASSWORD_ENV = "REPLICATOR_HOSTILE_PASSWORD"
 OBJECTS = ["Account", "Contact", "Case"]
 
 
 @pytest.fixture
 def org(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv(PASSWORD_ENV, emulator.password)
+    monkeypatch.setenv(SECRET_ENV, emulator.client_secret)
     emulator.control("PUT", "faults", {"describe_fail_objects": ["Contact"]})
     yield emulator
     emulator.control("PUT", "faults", {})
@@ -33,23 +34,7 @@ def org(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.fixture
 def job(org: Any, tmp_config: Callable[..., Path]) -> Path:
-    return tmp_config(f"""
-    [storage]
-    path = "store"
-
-    [orgs.emu]
-    login_url = "{org.base_url}"
-    auth = "password"
-    username = "{org.username}"
-    password_env = "{PASSWORD_ENV}"
-    ca_bundle = "{org.ca_path}"
-
-    [jobs.daily]
-    org = "emu"
-
-    [jobs.daily.objects]
-    include = {json.dumps(OBJECTS)}
-    """)
+    return tmp_config(config_text(org, selection=f"include = {json.dumps(OBJECTS)}"))
 
 
 def test_a_failed_describe_fails_that_object_only_and_the_run_is_partial(org: Any, job: Path) -> None:

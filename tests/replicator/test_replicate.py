@@ -21,6 +21,7 @@ from test_restore import OBJECTS, org  # noqa: F401  (fixture)
 from replicator.config import load_config
 from replicator.restore.job import RestoreRequest, plan_restore, run_restore
 from replicator.restore.replicate import ReplicateRequest, replicate
+from replicator.restore.switch import Automations
 from replicator.store.repository import Repository
 from sfemu.launch import start_emulator, stop, wait_ready
 
@@ -115,21 +116,25 @@ def test_a_restore_into_another_org_maps_owners_and_remaps_children(
 
 def test_a_snapshot_is_replicated_into_a_sandbox_and_equals_the_backup(config, sandbox) -> None:
     sf = sandbox_sf(sandbox)
-    plan = replicate(config, ReplicateRequest(to_org="sandbox", objects=COPIED, plan_only=True))
+    off = Automations(disable=True)
+    planned = ReplicateRequest(to_org="sandbox", objects=COPIED, plan_only=True, automations=off)
+    plan = replicate(config, planned)
     with Repository(config.storage.path).open_read() as store:
         stored = {obj: store.reads.as_of(obj, 1).read_all() for obj in COPIED}
     assert plan.order.index("Account") < plan.order.index("Contact") < plan.order.index("Case")
     assert {obj: plan.objects[obj]["insert"] for obj in COPIED} == {o: t.num_rows for o, t in stored.items()}
     assert any(c["objects"] == ["Account"] and "Account.ParentId" in c["deferred"] for c in plan.cycles)
-    switch_validation_rules(sf, False)
-    try:
-        calls = counted(sandbox)
-        result = replicate(config, ReplicateRequest(to_org="sandbox", objects=COPIED))
-        spent = calls()
-    finally:
-        switch_validation_rules(sf, True)
+    assert "Account.KeyAccountOnboarding" in plan.automations["switch_off"]["ApexTrigger"]  # a sandbox
+    tasks = sf.query("SELECT count() FROM Task")["totalSize"]
+    calls = counted(sandbox)
+    result = replicate(config, ReplicateRequest(to_org="sandbox", objects=COPIED, automations=off))
+    spent = calls()
     assert result.api_calls == result.predicted_calls == plan.api_calls
-    assert spent == result.read_calls + result.api_calls
+    assert result.automation_calls == plan.automation_calls
+    assert spent == result.read_calls + result.automation_calls + result.api_calls
+    assert sf.query("SELECT count() FROM Task")["totalSize"] == tasks  # no trigger or flow made any
+    after = replicate(config, planned)
+    assert after.automations["switch_off"] == plan.automations["switch_off"]  # all back on
     # the sandbox's own Accounts hold some of the same unique external ids: those fail alone, with
     # Salesforce's error kept, and their children point at the sandbox's record of the same Id
     assert {(f["sobject"], f["error_code"]) for f in result.failures} <= {("Account", "DUPLICATE_VALUE")}

@@ -19,6 +19,7 @@ from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, backup, config_text
 
 from replicator.config import load_config
 from replicator.restore.job import RestoreRequest, plan_restore, retry_restore, run_restore
+from replicator.restore.switch import Automations
 
 OBJECTS = ["Account", "Contact", "Opportunity", "OpportunityLineItem", "Case", "Task", "Attachment"]
 
@@ -259,3 +260,28 @@ def test_files_come_back_with_their_record_linked_to_its_new_id(org, tmp_config)
     links = sf.query("SELECT Id, LinkedEntityId FROM ContentDocumentLink WHERE "
                      f"ContentDocumentId = '{document}'")
     assert {r["LinkedEntityId"] for r in links["records"]} >= {new[account]} and new[link] != link
+
+
+def validation_rule_active(sf: Any, name: str) -> bool:
+    found = sf.toolingexecute("query/?q=SELECT+Id,Active+FROM+ValidationRule+WHERE+ValidationName+=+"
+                              f"'{name}'")
+    return bool(found["records"][0]["Active"])
+
+
+def test_with_automations_disabled_a_record_the_rule_refuses_comes_back_and_the_rule_is_on_again(
+        org, config) -> None:
+    sf = org.sf()
+    (_, _), (bad, bad_kids) = families(sf)
+    purge(org, sf, bad, bad_kids)
+    automations = Automations(disable=True)
+    plan = plan_restore(config, RestoreRequest(object="Account", ids=(bad,), automations=automations))
+    assert "Account.Account_Credit_Terms" in plan.automations["switch_off"]["ValidationRule"]
+    kept = {k["name"]: k["reason"] for k in plan.automations["kept_on"]}
+    assert "production org refuses Apex" in kept["Account.AccountRatingTrigger"]  # a production org
+    calls = counted(org)
+    result = run_restore(config, RestoreRequest(object="Account", ids=(bad,), automations=automations))
+    assert calls() == result.read_calls + result.automation_calls + result.api_calls
+    assert result.api_calls == result.predicted_calls and result.automation_calls == plan.automation_calls
+    assert result.counts["Account"] == {"inserted": 1} and not result.failures
+    assert validation_rule_active(sf, "Account_Credit_Terms")
+    assert validation_rule_active(sf, "Contact_Phone_Format")

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +96,38 @@ def test_plan_saved_then_run_and_the_ledger_shown(org, config, tmp_path) -> None
     records = json.loads(replicator(config, "restores", "show", "1", "--json").output)["records"]
     assert records == [{"sobject": "Account", "source_id": account["Id"], "target_id": account["Id"],
                         "action": "update", "status": "ok", "error_code": None, "error_message": None}]
+
+
+def test_a_restore_killed_mid_load_leaves_no_automation_off(org, config, tmp_path) -> None:  # noqa: F811
+    """SIGKILL while the load writes (validation rules off): `automations restore` switches them back."""
+    from test_restore import families, purge, validation_rule_active
+
+    sf = org.sf()
+    (_, _), (bad, kids) = families(sf)
+    purge(org, sf, bad, kids)
+    since = org.control("GET", "ledger")["last_seq"]
+    org.control("PUT", "faults", {"slow_ms": 400})  # slow writes: the kill lands inside the load
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]),
+           "REPLICATOR_E2E_PASSWORD": org.password, "REPLICATOR_E2E_SECRET": org.client_secret}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "replicator", "--config", str(config.path), "restore", "run", "--object",
+         "Account", "--ids", bad, "--with-related", "children", "--disable-automations", "--json"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(
+                c["method"] == "POST" and "composite" in c["path"]
+                for c in org.control("GET", f"ledger?since={since}")["calls"]):
+            assert process.poll() is None, "the restore ended before it loaded"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        org.control("PUT", "faults", {})
+    assert not validation_rule_active(sf, "Account_Credit_Terms")  # killed with the rules off
+    restored = replicator(config, "automations", "restore", "--org", "emu")
+    assert restored.exit_code == 0 and "were switched back on" in restored.output, restored.output
+    assert validation_rule_active(sf, "Account_Credit_Terms")
+    assert validation_rule_active(sf, "Contact_Phone_Format")

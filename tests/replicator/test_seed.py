@@ -271,6 +271,40 @@ def test_clean_and_insert_then_incremental_then_upsert(orgs: dict[str, Org], con
                           "total_insert_records"}
 
 
+def active(org: Org) -> dict[str, list[str]]:
+    """The target's active automations, read with simple-salesforce's Tooling calls (not ours)."""
+    sf = org.sf()
+
+    def query(soql: str) -> list[dict[str, Any]]:
+        return sf.toolingexecute("query/?q=" + soql.replace(" ", "+"))["records"]
+
+    triggers = query("SELECT Name FROM ApexTrigger WHERE Status = 'Active'")
+    return {"ApexTrigger": sorted(t["Name"] for t in triggers),
+            "ValidationRule": sorted(r["ValidationName"] for r in query(
+                "SELECT ValidationName FROM ValidationRule WHERE Active = true")),
+            "Flow": sorted(f["DeveloperName"] for f in query(
+                "SELECT DeveloperName FROM FlowDefinition WHERE ActiveVersionId != null"))}
+
+
+def test_automations_are_off_during_the_seed_and_back_on_after(orgs: dict[str, Org],
+                                                               config_path: Path) -> None:
+    dev, config = orgs["dev"], load_config(config_path)
+    before = active(dev)
+    assert before["ApexTrigger"] and before["ValidationRule"] and before["Flow"]
+    plan = seed_plan(config, request(method="clean_and_insert", disable_automations=True))
+    assert "KeyAccountOnboarding" in " ".join(plan.automations["switch_off"]["ApexTrigger"])
+    result = seed_run(config, request(method="clean_and_insert", disable_automations=True))
+    assert result.seed["status"] == "COMPLETED" and result.seed["disable_automations"]
+    assert result.seed["api_calls"] == plan.api_calls  # switching off and on priced too
+    assert set(result.seed["automations_to_disable"]) >= {"ApexTrigger", "ValidationRule", "Flow"}
+    seeded = id_map(config_path, "dev")
+    key_accounts = [a for s, a in store_rows(config_path, "Account").items()
+                    if s in seeded and a["Is_Key_Account__c"]]
+    assert key_accounts  # the onboarding trigger would have made a Task for each
+    assert set(dev.dump("Task")) == {t for s, (o, t) in seeded.items() if o == "Task"}  # no trigger ran
+    assert active(dev) == before
+
+
 def _ledger_len(config_path: Path) -> int:
     return len(seeds(load_config(config_path), SeedsRequest()).seeds)
 
@@ -294,6 +328,15 @@ def test_refused_seeds_write_nothing(orgs: dict[str, Org], config_path: Path, to
         seed_run(load_config(config_path), request(to_org=to_org, method=method))
     assert not orgs[to_org].writes_since(since)
     assert _ledger_len(config_path) == before and files(config_path) == disk
+
+
+def test_production_is_planned_only_when_allowed(orgs: dict[str, Org], config_path: Path) -> None:
+    since = orgs["prod"].last_seq()
+    with pytest.raises(SeedRefused, match="capped at 10,000 records"):
+        seed_plan(load_config(config_path), request(to_org="prod"))
+    plan = seed_plan(load_config(config_path), request(to_org="prod", allow_production=True))
+    assert 0 < sum(o.records for o in plan.objects) <= 10_000
+    assert not orgs["prod"].writes_since(since)
 
 
 BAD = {
@@ -350,6 +393,10 @@ def test_cli_plans_and_refuses_in_one_line(orgs: dict[str, Org], config_path: Pa
                             timeout=120)
     names = {t["name"]: t for t in json.loads(listed.stdout)["templates"]}
     assert names["recent_by_country"]["params"] == ["country", "years"]
+    unset = subprocess.run([*base, "seed", "plan", "recent_by_country", "--to-org", "dev",
+                            "--param", "years=2"], capture_output=True, text=True, env=env, timeout=300)
+    assert unset.returncode != 0 and "Traceback" not in unset.stderr
+    assert "recent_by_country.toml: root.filter[0].value: cannot render '{{ param.country }}'" in unset.stderr
 
 
 def test_circular_lookups_land_through_the_second_pass(orgs: dict[str, Org], config_path: Path,
@@ -384,11 +431,12 @@ def test_a_seed_killed_mid_load_is_aborted_and_an_incremental_rerun_finishes_it(
     base, env = cli(config_path)
     status = Path(load_config(config_path).storage.path) / "seeds"
     before = {p.name for p in status.glob("*.json")}
+    before_automations = active(dev)
     dev.control("PUT", "faults", {"slow_ms": 300})
     try:
         proc = subprocess.Popen([*base, "seed", "run", "accounts_360", "--to-org", "dev", "--method",
-                                 "clean_and_insert", "--json"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+                                 "clean_and_insert", "--disable-automations", "--json"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline, running = time.monotonic() + 240, None
         while time.monotonic() < deadline and running is None:
             for path in set(status.glob("*.json")) - {status / n for n in before}:
@@ -404,8 +452,10 @@ def test_a_seed_killed_mid_load_is_aborted_and_an_incremental_rerun_finishes_it(
     shown = subprocess.run([*base, "seeds", "show", str(running["id"]), "--json"], env=env,
                            capture_output=True, text=True, timeout=120)
     assert json.loads(shown.stdout)["status"] == "RUNNING"  # until the next seed looks
+    assert active(dev) != before_automations  # the killed seed left them off, journaled
 
-    rerun = seed_run(load_config(config_path), request(method="incremental"))
+    rerun = seed_run(load_config(config_path), request(method="incremental", disable_automations=True))
+    assert active(dev) == before_automations  # back on: the killed seed's and this seed's
     assert rerun.seed["status"] == "COMPLETED" and rerun.seed["duplicated_records"] > 0
     assert seeds(load_config(config_path), SeedsRequest(running["id"])).seeds[0]["status"] == "ABORTED"
     seeded = id_map(config_path, "dev")
