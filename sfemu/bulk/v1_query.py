@@ -86,11 +86,21 @@ def _by_id(org: EmulatedOrg, job: Job, source: Batch) -> ResultSet:
     they were cut from), so that each chunk's `WHERE Id >= X AND Id < Y` is a contiguous slice."""
     with source.lock:
         if source.result is None:
-            compiled = _compile(org, job, source)
-            ordered = f"SELECT * FROM ({compiled.sql}) AS q ORDER BY q.{quote('__id')}"
-            ordered_query = dataclasses.replace(compiled, sql=ordered)
-            source.result = query_engine(org).execute(ordered_query, expires=False)
+            engine, compiled = query_engine(org), _compile(org, job, source)
+            result = engine.execute(compiled, expires=False)  # tables are mostly in Id order already
+            if not _id_ordered(result):
+                result.delete()
+                ordered = f"SELECT * FROM ({compiled.sql}) AS q ORDER BY q.{quote('__id')}"
+                result = engine.execute(dataclasses.replace(compiled, sql=ordered), expires=False)
+            source.result = result
         return source.result
+
+
+def _id_ordered(result: ResultSet) -> bool:
+    if result.spool is None or result.num_rows < 2:
+        return True
+    ids = result.spool.slice(0, result.num_rows).column("__id")
+    return bool(pc.all(pc.less_equal(ids[:-1], ids[1:])).as_py())
 
 
 def _slice(result: ResultSet, lo: str | None, hi: str | None) -> tuple[int, int]:

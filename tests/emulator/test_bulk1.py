@@ -210,6 +210,12 @@ def test_pk_chunking_splits_the_query_into_id_range_batches(api, sf):
             seen += [row[0] for row in csv.reader(io.StringIO(text))][1:]
         assert int(b["numberRecordsProcessed"]) <= 300
     assert len(seen) == len(live)
+    # rows that do not come in Id order are cut into the same chunks
+    sorted_job, _ = _json_query_job(api, "SELECT Name FROM Account ORDER BY Name DESC",
+                                    **{"Sforce-Enable-PKChunking": "chunkSize=300"})
+    resorted = ET.fromstring(api("GET", f"/job/{sorted_job}/batch").content)
+    counts = [b.find(f"{NS}numberRecordsProcessed").text for b in resorted][1:]
+    assert counts == [b["numberRecordsProcessed"] for b in chunks]
     bad = api("POST", "/job", json={"operation": "query", "object": "Account", "contentType": "CSV"},
               headers={"Sforce-Enable-PKChunking": "chunkSize=999999"})
     assert bad.status_code == 400 and bad.json()["exceptionCode"] == "InvalidJob"
