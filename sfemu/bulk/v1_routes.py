@@ -9,7 +9,7 @@ Queued batches run on the first call that reads them, so poll loops end at their
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
@@ -34,7 +34,7 @@ from sfemu.bulk.v1_wire import (
     wants_json,
 )
 from sfemu.errors import SalesforceError
-from sfemu.routing import Ctx, Handler, route
+from sfemu.routing import Ctx, Handler, Route, route
 
 if TYPE_CHECKING:
     from sfemu.org import EmulatedOrg
@@ -58,7 +58,7 @@ def _batch_level(ctx: Ctx) -> bool:
         return _request_json(ctx)
 
 
-def async_route(method: str, pattern: str, handler: Handler, batch_level: bool = False, **kw) -> object:
+def async_route(method: str, pattern: str, handler: Handler, batch_level: bool = False, **kw: Any) -> Route:
     """A Bulk 1.0 route: own session check, errors as AsyncApiException in the call's format."""
 
     @functools.wraps(handler)
