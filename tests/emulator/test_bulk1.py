@@ -95,8 +95,10 @@ def test_simple_salesforce_dml_round_trip(sf):
     assert inserted[2]["errors"] == [{"fields": ["Name"], "message": "Required fields are missing: [Name]",
                                       "statusCode": "REQUIRED_FIELD_MISSING"}]
     a, b = inserted[0]["id"], inserted[1]["id"]
-    updated = sf.bulk.Account.update([{"Id": a, "Phone": "111"}, {"Id": b, "Phone": None}])
+    updated = sf.bulk.Account.update([{"Id": a, "Phone": "111"}, {"Id": b, "Phone": None}],
+                                     include_detailed_results=True)  # reads each batch's /request too
     assert all(r["success"] and not r["created"] for r in updated)
+    assert [(r["Id"], r["Phone"]) for r in updated] == [(a, "111"), (b, None)]
     upserted = sf.bulk.Account.upsert([{"External_Id__c": f"A-{t}", "Name": f"A2 {t}"},
                                        {"External_Id__c": f"C-{t}", "Name": f"C {t}"}], "External_Id__c")
     assert [r["created"] for r in upserted] == [False, True] and upserted[0]["id"] == a
