@@ -264,3 +264,23 @@ def test_json_job_abort_leaves_queued_batches_not_processed(api):
     assert api("GET", f"/job/{job['id']}/batch").json()["batchInfo"][0]["id"] == batch["id"]
     again = api("POST", f"/job/{job['id']}", json={"state": "Closed"})
     assert again.status_code == 400 and again.json()["exceptionCode"] == "InvalidJobState"
+
+
+def test_hostile_bodies_are_refused_without_side_effects(api, sf):
+    as_xml = {"Content-Type": "application/xml"}
+    broken = api("POST", "/job", data=b"<jobInfo><operation>insert", headers=as_xml)
+    assert broken.status_code == 400 and xml(broken)["exceptionCode"] == "ClientInputError"
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE j [<!ENTITY a "aaaaaaaaaa">]>'
+            b'<jobInfo xmlns="http://www.force.com/2009/06/asyncapi/dataload"><operation>&a;</operation></jobInfo>')
+    refused = api("POST", "/job", data=bomb, headers=as_xml)
+    assert refused.status_code == 400 and xml(refused)["exceptionCode"] == "ClientInputError"
+    before = sf.query("SELECT COUNT() FROM Account")["totalSize"]
+    job = api("POST", "/job", json={"operation": "insert", "object": "Account", "contentType": "JSON"}).json()
+    batch = api("POST", f"/job/{job['id']}/batch", data=b'[{"Name": "half',
+                headers={"Content-Type": "application/json"}).json()
+    info = api("GET", f"/job/{job['id']}/batch/{batch['id']}").json()
+    assert info["state"] == "Failed"
+    assert info["stateMessage"].startswith("InvalidBatch : Failed to parse JSON")
+    result = api("GET", f"/job/{job['id']}/batch/{batch['id']}/result")
+    assert result.status_code == 400 and result.json()["exceptionCode"] == "InvalidBatch"
+    assert sf.query("SELECT COUNT() FROM Account")["totalSize"] == before
