@@ -21,6 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from sfemu import auth, control, soap, tooling
 from sfemu.bulk import ingest as bulk_ingest
 from sfemu.bulk import query as bulk_query
+from sfemu.bulk import v1_routes as bulk1
 from sfemu.errors import OAuthError, SalesforceError, invalid_session, limit_exceeded
 from sfemu.org import EmulatedOrg
 from sfemu.rest import routes as rest
@@ -199,6 +200,6 @@ def create_app(org: EmulatedOrg) -> Emulator:
     """The ASGI app for one org, with the routes of every API module; subrequests reach REST only."""
     routes: list[Route] = []
     # tooling before rest: it sees /query first
-    for module in (auth, soap, tooling, rest, bulk_query, bulk_ingest, control):
+    for module in (auth, soap, tooling, rest, bulk_query, bulk_ingest, bulk1, control):
         routes.extend(module.ROUTES)
     return Emulator(org, routes, rest.ROUTES)
