@@ -292,10 +292,9 @@ def _read(answers: list[Answer], asked: list[_Asked], state: ProbeState, selecte
             continue
         bodies = [body for _, body, _ in replies]
         if item.kind == "figures":
-            name = item.plan.name
             found = _org_figures(bodies[0], len(item.plan.edit_fields))
-            quiet = _unchanged(found, held[name], datetime.fromisoformat(state.watermarks[name])) and _empty(
-                bodies[1])
+            mark = datetime.fromisoformat(state.watermarks[item.plan.name])
+            quiet = _unchanged(found, held[item.plan.name], mark) and _empty(bodies[1])
             bodies = bodies[1:]  # the aggregate tells no latestDateCovered
         else:
             quiet = all(_empty(body) for body in bodies)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, config_text
+from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, config_text, near_minute_end
 from test_exactness import differences, truth
 
 from replicator.backup.run import BackupRequest, run_backup
@@ -119,7 +119,7 @@ def heal_and_compare(org: Any, config: Path, storage: Path) -> int:
     """Faults off, one more run (in-process): it completes, equals the org field by field, and the
     store passes `check` (no run left running, no staging left behind, every body readable)."""
     org.control("PUT", "faults", {})
-    org.control("POST", "clock", {"advance_seconds": 61})  # past the last whole minute of changes
+    near_minute_end(org)  # the run waits for the org's change log to pass its start: seconds from there
     result = run_backup(load_config(config), BackupRequest("daily"))
     assert result.status == "completed", result.message
     assert_equals_org(org, storage, result.run_id)
@@ -145,10 +145,11 @@ def store_rows(storage: Path, obj: str, run_id: int) -> dict[str, dict[str, Any]
 
 
 def churn(org: Any) -> None:
-    """A day of changes of every kind, then a minute, so the next run sees all of them."""
+    """A day of changes of every kind; the clock then near a minute's end, so the next run (maybe a
+    child process: a longer lead) waits only seconds for the org's change log to pass its start."""
     org.control("POST", "churn", {"days": 1, "rates": {"update": 0.1, "insert": 0.05, "delete": 0.05,
                                                        "undelete": 0.5}})
-    org.control("POST", "clock", {"advance_seconds": 61})
+    near_minute_end(org, lead=20)
 
 
 @dataclass
