@@ -415,8 +415,8 @@ class _Run:
         cursors = {p.name: self.store.reads.cursor(p.name) for p in plans if p.included}
         start = self.client.org_time()  # the org's clock as the run starts
         # a change made seconds before the run is in it: wait for the org's minute-wide change log
-        covers = None if self.full or not self.state.watermarks else wait_for_change_log(self.client,
-                                                                                        self.progress)
+        waits = self.job.wait_for_change_log and not self.full and bool(self.state.watermarks)
+        covers = wait_for_change_log(self.client, self.progress) if waits else None
         self.progress.phase("probe")
         asked = _described(self._selected(plans))
         held = {p.name: f for p in asked if (f := held_figures(self.store.reads, p))}

@@ -220,6 +220,9 @@ class JobSettings:
         default="02:00", metadata=in_file(lambda values: SCHEDULES[values["kind"]][2]))
     retention: Literal["3m", "6m", "unlimited"] = "unlimited"
     full_every_days: Annotated[int, Range(0, 366)] = 7
+    # An incremental run waits (at most a minute) for the org's minute-wide change log to pass its
+    # start, so a change made seconds before the run is in it; false: such changes come next run.
+    wait_for_change_log: bool = True
 
     @property
     def retention_months(self) -> int | None:

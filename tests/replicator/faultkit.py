@@ -52,7 +52,7 @@ def small_org(emulator: Any) -> Iterator[Any]:
 
 def write_config(folder: Path, org: Any, storage: Path, **kwargs: Any) -> Path:
     """A job over OBJECTS whose store lives in `storage` (absolute: a test may mount it)."""
-    text = config_text(org, selection=f"include = {json.dumps(OBJECTS)}", **kwargs)
+    text = config_text(org, wait=True, selection=f"include = {json.dumps(OBJECTS)}", **kwargs)
     path = folder / "config.toml"
     path.write_text(text.replace('path = "store"', f'path = "{storage}"'), encoding="utf-8")
     return path

@@ -36,8 +36,11 @@ PASSWORD_ENV = "REPLICATOR_E2E_PASSWORD"
 SECRET_ENV = "REPLICATOR_E2E_SECRET"
 
 
-def config_text(emulator: Any, *, cap: int = 90, extra_job: str = "",
+def config_text(emulator: Any, *, cap: int = 90, extra_job: str = "", wait: bool = False,
                 password_env: str = PASSWORD_ENV, selection: str | None = None) -> str:
+    """The test job's config. `wait`: the product's default wait for the org's change log (modules
+    that move the emulator's clock near a minute's end first, see near_minute_end); elsewhere it is
+    off, or each incremental run would sleep up to a minute."""
     return f"""
     [storage]
     path = "store"
@@ -54,6 +57,7 @@ def config_text(emulator: Any, *, cap: int = 90, extra_job: str = "",
     [jobs.daily]
     org = "emu"
     api_cap_percent = {cap}
+    wait_for_change_log = {"true" if wait else "false"}
     {extra_job}
 
     [jobs.daily.objects]
@@ -78,7 +82,7 @@ def org(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.fixture
 def job(org: Any, tmp_config: Callable[..., Path]) -> Path:
-    return tmp_config(config_text(org))
+    return tmp_config(config_text(org, wait=True))
 
 
 def backup(path: Path, **kwargs: Any) -> Any:
@@ -150,7 +154,7 @@ def counted_calls(emulator: Any, since_seq: int) -> int:
 
 def test_nothing_changed_costs_few_calls_and_any_single_change_is_picked_up(
         org: Any, tmp_config: Callable[..., Path]) -> None:
-    path = tmp_config(config_text(org, selection="recommended = true"))  # every object a backup takes
+    path = tmp_config(config_text(org, wait=True, selection="recommended = true"))  # every object
     backup(path)
     org.control("POST", "churn", {"days": 1})
     backup(path)  # learns every object's watermark
@@ -249,14 +253,14 @@ def test_faults_end_in_the_right_status_and_the_next_run_converges(
 def test_expired_credentials_disable_the_job(org: Any, tmp_config: Callable[..., Path],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WRONG_PASSWORD", "not-the-password")
-    path = tmp_config(config_text(org, password_env="WRONG_PASSWORD"))
+    path = tmp_config(config_text(org, wait=True, password_env="WRONG_PASSWORD"))
     result = backup(path)
     assert result.status == "disabled"
     assert "credentials" in result.message
 
 
 def test_api_cap_stops_the_run_and_the_next_one_resumes(org: Any, tmp_config: Callable[..., Path]) -> None:
-    path = tmp_config(config_text(org, cap=50))
+    path = tmp_config(config_text(org, wait=True, cap=50))
     org.control("POST", "limits", {"max": 40})  # the plan takes ~12 calls: the cap (20) hits mid-extract
     stopped = backup(path)
     assert stopped.status == "partial", stopped.message

@@ -29,7 +29,7 @@ def backed_up(emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """A storage folder after two real backups (a day of churn between them); tests check copies."""
     folder = tmp_path_factory.mktemp("checked")
     config = folder / "config.toml"
-    config.write_text(config_text(emulator))
+    config.write_text(config_text(emulator, wait=True))
     with pytest.MonkeyPatch.context() as env:
         env.setenv(PASSWORD_ENV, emulator.password)
         env.setenv(SECRET_ENV, emulator.client_secret)
@@ -49,7 +49,7 @@ def copy(backed_up: Path, tmp_path: Path, emulator: Any) -> Path:
     """A config over a private copy of the backed-up store (its folder is `<config>/../store`)."""
     shutil.copytree(backed_up, tmp_path / "store")
     config = tmp_path / "config.toml"
-    config.write_text(config_text(emulator))
+    config.write_text(config_text(emulator, wait=True))
     return config
 
 

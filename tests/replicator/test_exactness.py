@@ -90,7 +90,7 @@ def differences(held: dict[str, dict], org: dict[str, dict], obj: str) -> list[s
 def test_six_runs_of_every_kind_of_change_equal_the_org_field_by_field(
         emulator: Any, tmp_config: Callable[..., Path]) -> None:
     org = emulator  # restored afterwards by the `restored_org` fixture (pytestmark)
-    path = tmp_config(config_text(org, selection=f"include = {json.dumps(OBJECTS)}"))
+    path = tmp_config(config_text(org, wait=True, selection=f"include = {json.dumps(OBJECTS)}"))
     truths: dict[int, dict[str, dict]] = {}
 
     def run_and_compare(label: str, **kwargs: Any) -> int:
@@ -151,7 +151,7 @@ def test_changes_made_seconds_before_a_run_are_in_it(emulator: Any, tmp_config: 
     Salesforce's change log does not cover yet, are in that run, without re-reading anything whole."""
     org = emulator
     objects = ["Account", "Lead"]
-    path = tmp_config(config_text(org, selection=f"include = {json.dumps(objects)}"))
+    path = tmp_config(config_text(org, wait=True, selection=f"include = {json.dumps(objects)}"))
     assert backup(path).status == "completed"
     org.control("POST", "clock", {"advance_seconds": 60})  # a minute after the first run's windows end,
     near_minute_end(org)  # and the run starts in its last seconds: its windows end before the changes
@@ -179,7 +179,7 @@ def test_feedcomment_is_compared_not_reread_and_its_edits_and_deletions_are_foun
     """FeedComment has no SystemModstamp: a quiet run compares its COUNT() and newest CreatedDate and
     LastEditDate with the store's (no whole read), an edit moves LastEditDate, a deletion the count."""
     org = emulator
-    path = tmp_config(config_text(org, selection='include = ["FeedComment"]'))
+    path = tmp_config(config_text(org, wait=True, selection='include = ["FeedComment"]'))
     for _ in range(2):  # the first run reads everything; the second learns its windows
         assert backup(path).status == "completed"
     quiet = backup(path)
@@ -210,7 +210,7 @@ def test_deletions_the_org_no_longer_lists_are_found_by_comparing_ids(
     by comparing ids only, and the run's section says why; nothing is read whole. Records the purge
     took from the bin are found the same way, and the lookups Salesforce emptied to them re-read."""
     org = emulator
-    path = tmp_config(config_text(org, selection='include = ["Account", "Contact"]'))
+    path = tmp_config(config_text(org, wait=True, selection='include = ["Account", "Contact"]'))
     for _ in range(2):
         assert backup(path).status == "completed"
     contact = org.sf().query("SELECT Id FROM Contact ORDER BY Id LIMIT 1")["records"][0]["Id"]

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("restored_org")
 
 @pytest.fixture
 def job(emulator: Any, tmp_config: Callable[..., Path]) -> Path:
-    return tmp_config(config_text(emulator, selection=SELECTION))
+    return tmp_config(config_text(emulator, wait=True, selection=SELECTION))
 
 
 
