@@ -342,9 +342,12 @@ class _Run:
     def _recover(self) -> None:
         """Run folders of killed runs (the store marks their rows 'aborted') hold raw rows, and a run
         killed mid-download leaves a half-written body: remove both. Then hold the ballast a run
-        frees to record its failure on a full disk."""
+        frees to record its failure on a full disk. Blobs of a store from before keyed names are
+        renamed here, once, whatever the run changes."""
         self.repository.remove_run_folders()
         self.repository.blob_listing().discard_partial()
+        if self.repository.layout.blobs.is_dir():
+            self.repository.blobs().migrate_names()
         self.repository.reserve_room()
 
     def _storage_failed(self, problem: StorageProblem) -> RunResult:
@@ -609,7 +612,6 @@ class _Run:
             return False
         self.progress.phase("files", len(with_blobs))
         blobs = self.repository.blobs()
-        blobs.migrate_names()  # a store from before keyed blob names: rename its blobs once
         previous = self.store.reads.current_versions
         stats = fetch_files(self.client, blobs, staging, with_blobs, previous, self.repository.key)
         for s in sections:

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
-from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, config_text
+from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, config_text, near_minute_end
 
 from replicator.backup.run import BackupRequest, run_backup
 from replicator.cli import cli
@@ -56,6 +56,7 @@ class History:
     control: str
     exports: dict[str, Path] = field(default_factory=dict)
     runs: list[int] = field(default_factory=list)
+    emulator: Any = field(default=None, repr=False)  # its clock is moved near a minute's end per run
 
     @property
     def store(self) -> Path:
@@ -63,6 +64,8 @@ class History:
 
 
 def backup(h: History) -> int:
+    if h.emulator is not None:
+        near_minute_end(h.emulator)  # the run's wait for the org's change log: seconds
     result = run_backup(load_config(h.config), BackupRequest("daily"))
     assert result.status == "completed", result.message
     h.runs.append(result.run_id)
@@ -112,7 +115,7 @@ def history(emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     os.environ[PASSWORD_ENV], os.environ[SECRET_ENV] = emulator.password, emulator.client_secret
     root = tmp_path_factory.mktemp("gdpr")
     config = root / "config.toml"
-    config.write_text(config_text(emulator, selection=SELECTION), encoding="utf-8")
+    config.write_text(config_text(emulator, wait=True, selection=SELECTION), encoding="utf-8")
     sf = emulator.sf()
     contacts = sf.query("SELECT Id FROM Contact ORDER BY Id LIMIT 2")["records"]
     person, control = contacts[0]["Id"], contacts[1]["Id"]
@@ -122,7 +125,7 @@ def history(emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     attachment = sf.Attachment.create({"Name": "zyx.txt", "ParentId": person,
                                        "Body": base64.b64encode(BODY).decode()})["id"]
     case = sf.Case.create({"Subject": "Zyx case subject", "ContactId": person})["id"]
-    h = History(config, root, person, attachment, case, control)
+    h = History(config, root, person, attachment, case, control, emulator=emulator)
     try:
         backup(h)
         cfg = load_config(config)
