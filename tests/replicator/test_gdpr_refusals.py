@@ -21,7 +21,7 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, config_text
-from test_replicate import SANDBOX_PASSWORD, SANDBOX_SECRET, sandbox, sandbox_sf  # noqa: F401  (fixture)
+from test_replicate import SANDBOX_PASSWORD, SANDBOX_SECRET, sandbox, sandbox_org, sandbox_sf  # noqa: F401  (fixture)
 
 from replicator.backup.run import BackupRequest, run_backup
 from replicator.cli import cli
@@ -95,16 +95,8 @@ def _forgotten(emulator: Any, sandbox: dict[str, Any],  # noqa: F811
     """The store, the person forgotten, then the emulator reset."""
     root = tmp_path_factory.mktemp("refusals")
     config = root / "config.toml"
-    config.write_text(config_text(emulator, selection=f"include = {json.dumps(OBJECTS)}") + f"""
-    [orgs.sandbox]
-    login_url = "{sandbox['base_url']}"
-    auth = "password"
-    username = "{sandbox['username']}"
-    password_env = "{SANDBOX_PASSWORD}"
-    client_id = "{sandbox['client_id']}"
-    client_secret_env = "{SANDBOX_SECRET}"
-    ca_bundle = "{sandbox['ca_path']}"
-    """, encoding="utf-8")
+    config.write_text(config_text(emulator, selection=f"include = {json.dumps(OBJECTS)}")
+                      + sandbox_org(sandbox), encoding="utf-8")
     sf = emulator.sf()
     account = sf.Account.create({"Name": "Zyx refusals account"})["id"]
     person = sf.Contact.create({"LastName": PERSON_LAST, "AccountId": account,

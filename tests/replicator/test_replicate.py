@@ -50,11 +50,9 @@ def sandbox_sf(info: dict[str, Any]) -> Any:
                       version="62.0")
 
 
-@pytest.fixture
-def config(org, sandbox, tmp_config: Callable[..., Path], monkeypatch) -> Any:  # noqa: F811
-    monkeypatch.setenv(SANDBOX_PASSWORD, sandbox["password"])
-    monkeypatch.setenv(SANDBOX_SECRET, sandbox["client_secret"])
-    text = config_text(org, selection=f"include = {json.dumps([*OBJECTS, 'RecordType'])}") + f"""
+def sandbox_org(sandbox: dict[str, Any]) -> str:
+    """The config's `[orgs.sandbox]` table for the sandbox emulator (secrets from the environment)."""
+    return f"""
     [orgs.sandbox]
     login_url = "{sandbox['base_url']}"
     auth = "password"
@@ -64,6 +62,14 @@ def config(org, sandbox, tmp_config: Callable[..., Path], monkeypatch) -> Any:  
     client_secret_env = "{SANDBOX_SECRET}"
     ca_bundle = "{sandbox['ca_path']}"
     """
+
+
+@pytest.fixture
+def config(org, sandbox, tmp_config: Callable[..., Path], monkeypatch) -> Any:  # noqa: F811
+    monkeypatch.setenv(SANDBOX_PASSWORD, sandbox["password"])
+    monkeypatch.setenv(SANDBOX_SECRET, sandbox["client_secret"])
+    objects = json.dumps([*OBJECTS, "RecordType"])
+    text = config_text(org, selection=f"include = {objects}") + sandbox_org(sandbox)
     path = tmp_config(text)
     backup(path)
     return load_config(path)
