@@ -1,10 +1,7 @@
 """One backup run of one job: lock, plan, probe, extract, files, reconcile, apply, integrity, prune.
 
-A run is the unit users judge a backup by, so this module decides the run's status the way the
-products they know do (Backupify): `completed` when at least 95% of the org's records are backed
-up, `partial` when less, when the API cap stopped the run, when the same object failed 7 runs
-in a row, or when an object could not even be described (the plan has a hole, whatever its size);
-`failed` when nothing could be backed up; `disabled` when the org's credentials no longer work.
+A run is the unit users judge a backup by: its status follows the rules of the products they know
+(replicator/backup/status.py), and every way out of it is recorded (replicator/backup/outcome.py).
 Everything it calls is a source or a sink; this file only sequences them.
 
 The "nothing changed" fast path (replicator/backup/probe.py): before extracting, a run asks the org in a
@@ -45,11 +42,23 @@ from replicator.backup.exactness import (
     schema_changes,
     stage_deletions,
 )
+from replicator.backup.files import fetch_bodies
+from replicator.backup.outcome import Outcome, RunResult, storage_or
 from replicator.backup.probe import Probe, next_watermarks, probe, wait_for_change_log
+from replicator.backup.status import (
+    OK_SECTION,
+    SKIPPED_API_CAP,
+    UNCHANGED,
+    decide_status,
+    failed_streaks,
+    joined,
+    mark_api_cap,
+    status_of,
+    stopped_by,
+)
 from replicator.config import Config, ConfigError, JobSettings
-from replicator.errors import InvalidInput, StorageProblem
+from replicator.errors import InvalidInput
 from replicator.progress import Progress, Silent
-from replicator.result import JobResult
 from replicator.salesforce.catalog import FieldPlan, ObjectPlan
 from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
 from replicator.salesforce.composite import Batcher
@@ -64,13 +73,8 @@ from replicator.store.versions import CountMismatch
 
 log = logging.getLogger("replicator.backup.run")
 
-COMPLETED_SHARE = 0.95  # Backupify: "at least 95% of the data was backed up"
-FAILED_RUNS_FOR_PARTIAL = 7  # ... "unable to backup the same object for at least 7 days in a row"
 PAUSE_ENV = "REPLICATOR_TEST_PAUSE_AT"  # test seam only: sleep at a named phase (see pause())
 PAUSE_SECONDS_ENV = "REPLICATOR_TEST_PAUSE_SECONDS"
-STATUSES = ("completed", "partial", "failed", "disabled")
-SKIPPED_API_CAP = "skipped: API cap"
-UNCHANGED = "unchanged since the previous run"
 
 
 class BackupError(InvalidInput):
@@ -89,33 +93,6 @@ class BackupRequest:
     job: str | None = None
     objects: Sequence[str] | None = None
     full: bool = False
-
-
-@dataclass
-class RunResult(JobResult):
-    """A finished run: its status decides the exit code (0 completed, 2 partial, 1 otherwise)."""
-
-    run_id: int | None
-    status: str
-    message: str
-    sections: list[Any] = field(default_factory=list)
-    api_calls: int = 0
-    seconds: float = 0.0
-
-    @property
-    def exit_code(self) -> int:
-        """Schedulers alert on a partial run (2) differently from a failed one (1)."""
-        return {"completed": 0, "partial": 2}.get(self.status, 1)
-
-    def to_json(self) -> dict[str, Any]:
-        """The run in a few numbers; `runs show` has its sections."""
-        return {"run_id": self.run_id, "status": self.status, "message": self.message,
-                "api_calls": self.api_calls, "seconds": round(self.seconds, 2), "objects": len(self.sections)}
-
-    def text(self) -> str:
-        """One line: run, status, why, and its cost."""
-        return (f"run {self.run_id}: {self.status} ({self.message}); "
-                f"{self.api_calls} API calls, {self.seconds:.1f} s")
 
 
 # --- test seam ------------------------------------------------------------------------------------
@@ -215,48 +192,6 @@ def org_counts(batcher: Batcher, plans: list[ObjectPlan]) -> dict[str, int | Non
     return out
 
 
-# --- statuses -------------------------------------------------------------------------------------
-
-
-OK_SECTION = ("ok",)
-CAP_CODES = ("API_CAP_REACHED", "REQUEST_LIMIT_EXCEEDED")
-
-
-def decide_status(sections: list[Any], failed_streaks: dict[str, int], cap_hit: bool,
-                  undescribed: Sequence[str] = ()) -> tuple[str, str]:
-    """The run's status from its sections, as Backupify users know it (see module docstring)."""
-    total = sum(_records(s) for s in sections)
-    backed = sum(_records(s) for s in sections if s.status in OK_SECTION)
-    failed = [s.object for s in sections if s.status not in OK_SECTION]
-    share = backed / total if total else (0.0 if failed and not any(
-        s.status in OK_SECTION for s in sections) else 1.0)
-    chronic = sorted(o for o, n in failed_streaks.items() if n >= FAILED_RUNS_FOR_PARTIAL)
-    if sections and not any(s.status in OK_SECTION for s in sections) and not cap_hit:
-        return "failed", f"no object could be backed up: {_named(failed)}"
-    notes = [f"{share:.1%} of records backed up"]
-    if failed:
-        notes.append(f"not backed up: {_named(failed)}")
-    if cap_hit:
-        notes.append("stopped at the job's API usage cap; the next run resumes")
-    if chronic:
-        notes.append(f"failing {FAILED_RUNS_FOR_PARTIAL}+ runs in a row: {', '.join(chronic)}")
-    if undescribed:
-        notes.append(f"describe failed: {', '.join(undescribed)}")
-    status = "partial" if share < COMPLETED_SHARE or cap_hit or chronic or undescribed else "completed"
-    return status, "; ".join(notes)
-
-
-def _named(objects: list[str]) -> str:
-    """Up to ten object names, then how many more (a message stays one readable line)."""
-    more = f" and {len(objects) - 10} more" if len(objects) > 10 else ""
-    return ", ".join(objects[:10]) + more
-
-
-def _records(section: Any) -> int:
-    """Weight of an object in the 95% rule: its org count (at least 1, so empty objects still count)."""
-    return max(section.org_count or 0, 1)
-
-
 # --- the run --------------------------------------------------------------------------------------
 
 
@@ -271,21 +206,13 @@ def run_backup(config: Config, request: BackupRequest = BackupRequest(),
     except StoreLocked as exc:
         raise RunInProgress(exc.message, exc.holder) from None
     except Exception as exc:
-        raise _storage_or(exc, repository) from None
+        raise storage_or(exc, repository) from None
     try:
         with store:
             objects = list(request.objects) if request.objects else None
             return _Run(config, job, repository, store, objects, request.full, progress).execute()
     except Exception as exc:  # before the run was registered, or closing the store after it
-        raise _storage_or(exc, repository) from None
-
-
-def _storage_or(exc: Exception, repository: Repository) -> StorageProblem:
-    """The storage problem behind `exc` (the caller raises it), or `exc` itself re-raised: a bug."""
-    problem = storage_problem(exc, repository.layout.root)
-    if problem is None:
-        raise exc
-    return problem
+        raise storage_or(exc, repository) from None
 
 
 class _Run:
@@ -316,24 +243,26 @@ class _Run:
         kind = "full" if self.full else "incremental"
         self.run_id = self.store.ledger.begin_run(self.job.name, self.job.org, kind, self.full)
         self.run_dir = self.repository.run_folder(self.run_id)
+        self.outcome = Outcome(self.store, self.repository, self.client, self.run_id, self.run_dir,
+                               self.started)
         pause("started")
         try:
             return self._body()
         except AuthenticationError as exc:
-            return self._finish("disabled", f"the org refused the credentials: {exc}")
+            return self.outcome.finish("disabled", f"the org refused the credentials: {exc}")
         except BudgetExceeded as exc:
-            return self._finish("partial", f"{SKIPPED_API_CAP} before any object was backed up: {exc}")
+            return self.outcome.finish("partial", f"{SKIPPED_API_CAP} before any object was backed up: {exc}")
         except (OrgError, BackupError) as exc:
-            return self._finish("failed", _stopped_by(exc))
+            return self.outcome.finish("failed", stopped_by(exc))
         except Exception as exc:
             problem = storage_problem(exc, self.repository.layout.root)
             if problem is None:
-                self._record_crash(exc)
+                self.outcome.crashed(exc)
                 raise
-            return self._storage_failed(problem)
+            return self.outcome.storage_failed(problem)
         except KeyboardInterrupt:  # Ctrl-C: `runs` says so now, not 'running' until the next writer
             with suppress(Exception):  # past the commit the run stands as committed
-                self._finish("aborted", "interrupted before its commit; nothing of it was committed")
+                self.outcome.finish("aborted", "interrupted before its commit; nothing of it was committed")
             raise
         finally:
             if self.run_dir is not None:
@@ -349,44 +278,6 @@ class _Run:
         if self.repository.layout.blobs.is_dir():
             self.repository.blobs().migrate_names()
         self.repository.reserve_room()
-
-    def _storage_failed(self, problem: StorageProblem) -> RunResult:
-        """The storage refused a write before the run committed: nothing of the run is in the store.
-
-        The staging folder and the ballast (Repository.reserve_room) go first: on a full disk they
-        free the room the status row needs. Then the run is recorded 'failed' through a fresh
-        connection (DuckDB may have invalidated the one whose write failed). When even that write
-        is refused (a read-only folder), the result still says 'failed' and the next run marks
-        the row 'aborted'.
-        """
-        if self.run_dir is not None:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-        with suppress(OSError):  # read-only: nothing to give back
-            self.repository.release_room()
-        message = f"{problem.message}; nothing of this run was committed"
-        log.warning("run %s: %s", self.run_id, message)
-        try:
-            self.store.db.reopen()
-            return self._finish("failed", message)
-        except Exception as exc:
-            if storage_problem(exc, self.repository.layout.root) is None:
-                raise
-        return RunResult(self.run_id, "failed", f"{message} (the store could not record it either)", [],
-                         self.client.ledger.calls, time.monotonic() - self.started)
-
-    def _record_crash(self, exc: Exception) -> None:
-        """A bug stopped the run: record it 'failed' (best effort) so `runs` tells the truth; the
-        caller re-raises, so the traceback still reaches whoever fixes it."""
-        with suppress(Exception):  # the run may be past its commit, or the store unusable
-            self._finish("failed", f"the run stopped on an unexpected error ({type(exc).__name__}); "
-                         "see the log for its traceback")
-
-    def _finish(self, status: str, message: str, sections: list[Any] | None = None) -> RunResult:
-        assert self.run_id is not None
-        counters = {"api_calls": self.client.ledger.calls}
-        self.store.ledger.finish_run(self.run_id, status, message, counters)
-        return RunResult(self.run_id, status, message, sections or [], self.client.ledger.calls,
-                         time.monotonic() - self.started)
 
     def _plan(self) -> list[ObjectPlan]:
         from replicator.salesforce.catalog import plan_org
@@ -451,10 +342,10 @@ class _Run:
                         self.repository.key)
         self._gaps({n: why for n, why in found.gaps.items() if n in done and n not in whole}, todo, sections,
                    staging)
-        cap_hit = _mark_api_cap(sections)
+        cap_hit = mark_api_cap(sections)
         for s in sections:
             if s.object in events:
-                s.message = _joined(s.message, f"schema changed ({'; '.join(events[s.object])}): "
+                s.message = joined(s.message, f"schema changed ({'; '.join(events[s.object])}): "
                                     "every record re-read and compared")
         sections += [StoreSection(object=p.name, status="ok", message=UNCHANGED)
                      for p in selected if p.name in unchanged]
@@ -462,10 +353,11 @@ class _Run:
         self.progress.advance(n=len(todo))
         pause("extracted")
 
-        ok_plans = [p for p in todo if _status_of(sections, p.name) == "ok"]
+        ok_plans = [p for p in todo if status_of(sections, p.name) == "ok"]
         if ok_plans and not cap_hit:
-            cap_hit = self._files(ok_plans, sections, staging)
-            ok_plans = [p for p in ok_plans if _status_of(sections, p.name) == "ok"]
+            cap_hit = fetch_bodies(self.client, self.repository, self.store, ok_plans, sections, staging,
+                                       self.progress)
+            ok_plans = [p for p in ok_plans if status_of(sections, p.name) == "ok"]
         pause("files")
         self._reconcile([p for p in ok_plans if p.name in whole], staging)
         pause("reconciled")
@@ -489,21 +381,21 @@ class _Run:
                 if s.object in redone:
                     org, store = exc.off[s.object]
                     fresh = redone[s.object]
-                    fresh.message = _joined(fresh.message, f"the org held {org} records where the store "
+                    fresh.message = joined(fresh.message, f"the org held {org} records where the store "
                                             f"would have held {store}: re-read whole and reconciled")
                     fresh.org_count, fresh.items = s.org_count, s.items + fresh.items
                     sections[i] = fresh
-            redo = [p for p in again if _status_of(sections, p.name) == "ok"]
+            redo = [p for p in again if status_of(sections, p.name) == "ok"]
             if redo and not cap_hit:
-                cap_hit = self._files(redo, sections, staging)
+                cap_hit = fetch_bodies(self.client, self.repository, self.store, redo, sections, staging,
+                                       self.progress)
             self._reconcile(redo, staging)
-            ok_plans = [p for p in ok_plans if _status_of(sections, p.name) == "ok"]
+            ok_plans = [p for p in ok_plans if status_of(sections, p.name) == "ok"]
             compare = whole_or_reread | set(exc.off)
             status, message = self._apply(staging, ok_plans, sections, cap_hit, compare, None)
         pause("applied")
         message = self._after_commit(plans, found, sections, message)
-        return RunResult(self.run_id, status, message, sections, self.client.ledger.calls,
-                         time.monotonic() - self.started)
+        return self.outcome.result(status, message, sections)
 
     def _after_commit(self, plans: list[ObjectPlan], found: Probe, sections: list[Any], message: str) -> str:
         """Save the job state, checkpoint and prune; returns the run's message.
@@ -523,7 +415,7 @@ class _Run:
             if problem is None:
                 raise
             log.warning("run %s committed, then: %s", self.run_id, problem.message)
-            return _joined(message, f"committed, but then {problem.message}: the next run finishes "
+            return joined(message, f"committed, but then {problem.message}: the next run finishes "
                            "its bookkeeping (job state, checkpoint, retention)")
         return message
 
@@ -558,7 +450,7 @@ class _Run:
                 continue
             staged = stage_ids(self.client, by_name[name], ids, staging, self.repository.key)
             earlier = None if section.message == UNCHANGED else section.message
-            section.message = _joined(earlier, f"{staged} records re-read: lookups to purged records")
+            section.message = joined(earlier, f"{staged} records re-read: lookups to purged records")
             section.items += staged
             if by_name[name] not in ok_plans:
                 ok_plans.append(by_name[name])
@@ -574,7 +466,7 @@ class _Run:
             except OrgError as exc:
                 section.status, section.message = "failed", f"ids could not be compared with the org: {exc}"
                 continue
-            section.message = _joined(section.message, f"{gaps[plan.name]}: ids compared with the org, "
+            section.message = joined(section.message, f"{gaps[plan.name]}: ids compared with the org, "
                                       f"{n} deleted")
 
     def _reconcile(self, plans: list[ObjectPlan], staging: Path) -> None:
@@ -586,7 +478,8 @@ class _Run:
     def _apply(self, staging: Path, ok_plans: list[ObjectPlan], sections: list[Any], cap_hit: bool,
                whole: set[str], expect: dict[str, int] | None) -> tuple[str, str]:
         """Decide the status and commit everything in one transaction (CountMismatch: nothing committed)."""
-        status, message = decide_status(sections, self._failed_streaks(sections), cap_hit, self.undescribed)
+        streaks = failed_streaks(self.store.ledger, self.job.name, self.run_id, sections)
+        status, message = decide_status(sections, streaks, cap_hit, self.undescribed)
         self.progress.phase("apply")
         assert self.run_id is not None
         # the store fills each section's store_count inside the same transaction (integrity check)
@@ -594,32 +487,6 @@ class _Run:
                                   counters={"api_calls": self.client.ledger.calls}, compare_all=whole,
                                   expect=expect, checkpoint=False)  # _after_commit checkpoints
         return status, message
-
-    def _files(self, plans: list[ObjectPlan], sections: list[Any], staging: Path) -> bool:
-        """File bodies of the changed records into the blob store; True when the API cap stopped it.
-
-        An object with a body that could not be fetched gets a `failed` section, so apply leaves it
-        out of this run entirely. That is what makes the next run retry: the store's cursor is the
-        largest committed cursor value, so applying the object's other records would move it past
-        the failed ones (a record whose download failed has no later change to bring it back), and
-        dropping only the failed rows could not hold the cursor below them. Left out whole, the
-        object's cursor and probe watermark stay where they were and the next run re-reads the
-        same window; its already stored bodies cost no new blob (content addressing).
-        """
-        from replicator.sources.files import fetch_files
-        with_blobs = [p for p in plans if p.blob_field]
-        if not with_blobs:
-            return False
-        self.progress.phase("files", len(with_blobs))
-        blobs = self.repository.blobs()
-        previous = self.store.reads.current_versions
-        stats = fetch_files(self.client, blobs, staging, with_blobs, previous, self.repository.key)
-        for s in sections:
-            problem = stats[s.object].problem() if s.object in stats else None
-            if problem:
-                log.warning("%s: %s", s.object, problem)
-                s.status, s.message = "failed", problem
-        return any(st.stopped for st in stats.values())
 
     def _count(self, selected: list[ObjectPlan], sections: list[Any], unchanged: set[str]) -> bool:
         """Org counts for the integrity check and the 95% rule; unchanged objects keep the last count.
@@ -640,24 +507,6 @@ class _Run:
                 s.object, planned.get(s.object))
         return not fresh and len(unchanged) < len(selected)
 
-    def _failed_streaks(self, sections: list[Any]) -> dict[str, int]:
-        """Per failing object, how many runs of this job in a row (this one included) it failed."""
-        streaks: dict[str, int] = {}
-        failing = {s.object for s in sections if s.status not in OK_SECTION}
-        previous = [r for r in self.store.ledger.runs()
-                    if r["job"] == self.job.name and r["run_id"] != self.run_id]
-        previous.sort(key=lambda r: r["run_id"], reverse=True)
-        history = [{s["object"]: s["status"] for s in self.store.ledger.sections(r["run_id"])}
-                   for r in previous[:FAILED_RUNS_FOR_PARTIAL - 1]]
-        for name in failing:
-            n = 1
-            for statuses in history:
-                if statuses.get(name) in (None, *OK_SECTION):
-                    break
-                n += 1
-            streaks[name] = n
-        return streaks
-
     def _remember(self, plans: list[ObjectPlan], found: Probe, sections: list[Any]) -> None:
         ok = {s.object for s in sections if s.status in OK_SECTION}
         # a plan with a failed describe is not kept: the next run describes the org again
@@ -673,39 +522,11 @@ def _described(plans: list[ObjectPlan]) -> list[ObjectPlan]:
     return [p for p in plans if p.error is None]
 
 
-def _stopped_by(exc: OrgError | BackupError) -> str:
-    """The message of a run Salesforce stopped: what the org answered, not only its text (a bare
-    "Service temporarily unavailable" does not say the org, not the store, failed)."""
-    status = getattr(exc, "status", None)
-    if status is None:
-        return str(exc)
-    code = getattr(exc, "code", None)
-    return f"the org answered HTTP {status}{f' {code}' if code else ''}: {exc}"
-
-
-def _status_of(sections: list[Any], name: str) -> str | None:
-    return next((s.status for s in sections if s.object == name), None)
-
-
-def _joined(message: str | None, note: str) -> str:
-    """A section's message with one more note after it (a section may collect several)."""
-    return f"{message}; {note}" if message else note
-
-
 def _store_section(s: Any) -> StoreSection:
     """The source's Section as the store's ledger row (the source also counts /deleted ids)."""
     message = s.message
     if getattr(s, "deleted_ids", 0):
-        message = _joined(message, f"{s.deleted_ids} ids from /deleted")
+        message = joined(message, f"{s.deleted_ids} ids from /deleted")
     return StoreSection(object=s.object, status=s.status, message=message, items=s.items,
                         api_calls=s.api_calls, bulk_batches=s.bulk_batches, method=s.method,
                         seconds=s.seconds, org_count=s.org_count)
-
-
-def _mark_api_cap(sections: list[Any]) -> bool:
-    """Sections the API cap stopped become 'skipped: API cap'; True when that happened."""
-    hit = False
-    for s in sections:
-        if s.status != "ok" and any(code in (s.message or "") for code in CAP_CODES):
-            s.status, s.message, hit = "skipped", f"{SKIPPED_API_CAP} ({s.message})", True
-    return hit

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from test_backup_e2e import SECRET_ENV, config_text
 
-from replicator.backup.run import FAILED_RUNS_FOR_PARTIAL, decide_status
+from replicator.backup.status import FAILED_RUNS_FOR_PARTIAL, decide_status
 from replicator.cli import cli
 from replicator.store.snapshot import Section
 
