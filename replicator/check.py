@@ -95,6 +95,9 @@ def check(config: Config, request: CheckRequest) -> CheckResult:
         result.problems += integrity.open_ledger_rows(store)
     result.problems += [f"run folder {path} was left behind by a killed run (it holds raw records)"
                         for path in repository.leftover_run_folders()]
+    result.problems += [f"{path} was left behind by a killed rewrite of the store (it may hold erased or "
+                        "plain values; the next writer removes it)"
+                        for path in repository.leftover_rewrites()]
     chain = repository.audit_log().verify()
     result.audit_events = chain.events
     if chain.broken is not None:

@@ -26,19 +26,24 @@ from replicator.store import encryption
 from replicator.store.database import Database
 from replicator.store.schema import literal, quote
 
-__all__ = ["Erasure", "Rectification", "rebuild", "remove_leftovers", "rewrite_without"]
+__all__ = ["Erasure", "Rectification", "leftovers", "rebuild", "remove_leftovers", "rewrite_without"]
 
 SOURCE, TARGET = "src", "dst"
 SUFFIXES = ("compact", "rewrite", "rekey")  # fresh files of compaction, GDPR rewrites, key rotation
 
 
+def leftovers(path: Path) -> list[Path]:
+    """Half-written fresh files a killed rebuild or re-key left next to the store at `path` (they may
+    hold the very values an erasure was removing, or, from a killed decrypt, plain values). Only
+    leftovers while no writer holds the lock: a running rebuild's file is its work in progress."""
+    fresh = [path.with_name(f"{path.name}.{suffix}") for suffix in SUFFIXES]
+    return [f for name in fresh for f in (name, name.with_name(name.name + ".wal")) if f.exists()]
+
+
 def remove_leftovers(path: Path) -> None:
-    """Delete half-written fresh files a killed rebuild left next to the store (they may hold the very
-    values an erasure was removing). Call only while holding the writer lock."""
-    for suffix in SUFFIXES:
-        fresh = path.with_name(f"{path.name}.{suffix}")
-        for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
-            leftover.unlink(missing_ok=True)
+    """Delete the fresh files a killed rebuild left (`leftovers`). Call only while holding the writer lock."""
+    for leftover in leftovers(path):
+        leftover.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
