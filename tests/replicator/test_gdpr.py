@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
@@ -457,3 +458,37 @@ sslmode = "disable"
         assert con.execute(wanted, [copy.person]).fetchone()[0] == 0
     listed = json.loads(cli_run(copy, "gdpr", "requests", "--json").output)
     assert listed[-1]["status"] == "incomplete" and copy.person not in json.dumps(listed)
+
+
+def test_a_rewritten_export_is_what_the_same_export_would_write_now(history: History, tmp_path: Path) -> None:
+    """The ledger keeps each export's options: after a forget and a rectify, a SQL export made with
+    --include-attachments still inlines every other file body, and a CSV export made with
+    --keep-formulas spells the new value unescaped; each file is byte for byte what the same export
+    of the store writes now."""
+    copy, _ = copy_of(history, tmp_path)
+    with duckdb.connect(str(copy.store / "snapshot.duckdb")) as con:
+        con.execute("DELETE FROM main.exports")  # the original's export folders are not this copy's
+    attachments = read(copy, 'SELECT "Id" FROM "Attachment" WHERE "Body" IS NOT NULL ORDER BY "Id"')
+    assert len(attachments) >= 2
+    options = {"sql": {"format": "sql", "dialect": "postgresql", "objects": ["Contact", "Attachment"],
+                       "include_attachments": True},
+               "csv": {"objects": ["Contact"], "keep_formulas": True}}
+
+    def export_all(suffix: str) -> None:
+        for name, kwargs in options.items():
+            run_export(load_config(copy.config), ExportRequest(out=tmp_path / f"{name}{suffix}", **kwargs))
+
+    export_all("")
+    forgot = cli_run(copy, "gdpr", "forget", "--object", "Attachment", "--id", attachments[0]["Id"])
+    assert forgot.exit_code == 0, forgot.output
+    fixed = cli_run(copy, "gdpr", "rectify", "--object", "Contact", "--id", copy.person, "--field", "Title",
+                    "--value", "=1+2 zyx title")
+    assert fixed.exit_code == 0, fixed.output
+    export_all("_now")
+    for name in ("sql/Attachment.sql", "sql/Contact.sql", "csv/Contact.csv"):
+        folder, file = name.split("/")
+        now = (tmp_path / f"{folder}_now" / file).read_bytes()
+        assert (tmp_path / folder / file).read_bytes() == now, name
+    assert attachments[0]["Id"] not in (tmp_path / "sql" / "Attachment.sql").read_text(encoding="utf-8")
+    with open(tmp_path / "csv" / "Contact.csv", encoding="utf-8", newline="") as fh:
+        assert next(r for r in csv.DictReader(fh) if r["Id"] == copy.person)["Title"] == "=1+2 zyx title"
