@@ -85,7 +85,7 @@ def check(config: Config, request: CheckRequest) -> CheckResult:
             for sha in integrity.body_shas(store, obj):
                 result.blobs += 1
                 if not BLOB_NAME.fullmatch(sha):
-                    result.problems.append(f"{obj}: a body column holds {sha[:80]!r}, not a blob's sha256")
+                    result.problems.append(f"{obj}: a body column holds {sha[:80]!r}, not a blob id")
                 elif not presence.has(sha):
                     result.problems.append(f"{obj}: blob {sha} is referenced but missing")
                 elif blobs is not None:

@@ -10,7 +10,7 @@ and objects), so a GDPR forget can find every copy that left the store.
 Output layout of DIR (README "Exports"), by format name (FORMATS):
   csv: <Object>.csv per object; with attachments, files/<Object>/<Id>.<ext> (decrypted bodies)
   sql: <Object>.sql per object (DDL + data, see sinks/sql); with attachments, file bodies are inlined
-       as BLOB values, without them the body column holds the sha256 of the body as text
+       as BLOB values, without them the body column holds the body's blob id as text
   diff: <Object>_added.csv, <Object>_changed.csv (plus a _changed_fields column), <Object>_removed.csv
 """
 

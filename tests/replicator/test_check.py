@@ -98,14 +98,14 @@ def test_an_overlapping_version_is_named(copy: Path) -> None:
 def test_a_missing_blob_is_named(copy: Path) -> None:
     with duckdb.connect(str(Layout(copy.parent / "store").database), read_only=True) as con:
         sha = con.execute('SELECT min("VersionData") FROM hist."ContentVersion"').fetchone()[0]
-    Repository(copy.parent / "store").blobs().path(sha).unlink()
+    Repository(copy.parent / "store").blobs().file_of(sha).unlink()
     assert f"ContentVersion: blob {sha} is referenced but missing" in checked(copy).problems
 
 
 def test_a_blob_that_no_longer_decrypts_fails_only_when_blobs_are_read(copy: Path) -> None:
     with duckdb.connect(str(Layout(copy.parent / "store").database), read_only=True) as con:
         sha = con.execute('SELECT min("VersionData") FROM hist."ContentVersion"').fetchone()[0]
-    path = Repository(copy.parent / "store").blobs().path(sha)
+    path = Repository(copy.parent / "store").blobs().file_of(sha)
     data = bytearray(path.read_bytes())
     data[-1] ^= 1
     path.write_bytes(bytes(data))
