@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -181,11 +182,34 @@ def test_search_refuses_bad_input(history: History) -> None:
         assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1
 
 
+WAL_MARK = "zyx-wal-mark"
+
+
+def leave_a_wal(database: Path, person: str) -> None:
+    """A write of the person's values left in the store's WAL, as a writer killed before its
+    checkpoint leaves it (the forget must erase the WAL's copy too)."""
+    script = ("import duckdb, os, sys\n"
+              "con = duckdb.connect(sys.argv[1])\n"
+              "con.execute(\"SET checkpoint_threshold = '1GB'\")\n"
+              "con.execute('PRAGMA disable_checkpoint_on_shutdown')\n"
+              "con.execute('UPDATE hist.\"Contact\" SET \"Title\" = ? || \"Email\" WHERE \"Id\" = ?', "
+              "[sys.argv[2], sys.argv[3]])\n"
+              "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", script, str(database), WAL_MARK, person], check=True)
+
+
 def test_forget_erases_every_copy_and_later_backups_do_not_bring_it_back(history: History) -> None:
-    needles = [e.encode() for e in EMAILS] + [p.encode() for p in PHONES] + [LAST.encode(), BODY[:20]]
+    sha = hashlib.sha256(BODY).hexdigest()  # the file's hash and its blob id must go with it too
+    blob_id = Repository(history.store).blobs().blob_id(sha)
+    leave_a_wal(history.store / "snapshot.duckdb", history.person)
+    needles = [e.encode() for e in EMAILS] + [p.encode() for p in PHONES] + [LAST.encode(), BODY[:20],
+                                                                              sha.encode(), blob_id.encode(),
+                                                                              WAL_MARK.encode()]
     folders = [history.store, *history.exports.values()]
     before = hits(folders, needles)
     assert set(before) >= {EMAILS[0], EMAILS[1], LAST, BODY[:20].decode()}, before
+    assert any(path.endswith("snapshot.duckdb.wal") for path in before[WAL_MARK]), before
+    assert sha not in before  # no file names a body by its plain hash: the store keeps its blob id
     control_before = read(history, f"SELECT * FROM \"Contact_history\"('{history.control}')")
     others_before = read(history, f"SELECT count(*) FROM hist.\"Contact\" WHERE \"Id\" <> '{history.person}'")
 
