@@ -144,6 +144,7 @@ class Repository:
         self._require_backups()
         lock = WriterLock.acquire(self.layout, "store re-encryption")
         try:
+            remove_leftovers(self.layout.database)  # a killed rewrite's copy would outlive the old key
             encryption.rekey(self.layout.database, self.key, new_key)
         finally:
             lock.release()

@@ -261,6 +261,7 @@ def test_decrypt_leaves_encryption_and_refuses_bad_requests(env: Any, plain_stor
     assert files_of(store) == before
 
     plain_store.write_text(keyed(text))
+    (store / "snapshot.duckdb.rewrite").write_bytes(b"what a killed GDPR rewrite left, under the old key")
     done = invoke(plain_store, "store", "decrypt", "--json")
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["encrypted"] is False and "remove" in json.loads(done.output)["next_step"]
