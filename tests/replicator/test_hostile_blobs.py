@@ -107,6 +107,24 @@ def test_delete_removes_the_blob_under_either_name(tmp_path: Path) -> None:
     assert store.delete(sha) and not store.has(sha) and blob_files(store.root) == []
 
 
+def test_a_blob_is_read_verified_and_deleted_by_its_id(tmp_path: Path) -> None:
+    """The id (what body columns hold) is the keyed name: it finds the blob, and the content must still
+    hash to it, so a blob file swapped for another one of the store is caught."""
+    store = BlobStore(tmp_path / "blobs", KEY)
+    stored, other = store.write(KNOWN), store.write(b"another file of the store")
+    assert stored.blob_id != stored.sha256 and store.is_id(stored.blob_id) and not store.is_id(stored.sha256)
+    assert store.get(stored.blob_id) == KNOWN == store.get(stored.sha256)  # an old store's sha256 too
+    path = store.file_of(stored.blob_id)
+    assert path is not None and path.name == f"{stored.blob_id}.blob"
+    assert store.verify(stored.blob_id) and store.size(stored.blob_id) == len(KNOWN)
+    other_path = store.file_of(other.blob_id)
+    assert other_path is not None
+    path.write_bytes(other_path.read_bytes())
+    assert not store.verify(stored.blob_id)
+    assert store.delete(stored.blob_id) and not store.has(stored.blob_id) and not store.has(stored.sha256)
+    assert BlobStore(tmp_path / "plain", None).write(KNOWN).blob_id == stored.sha256  # keyless: id = sha256
+
+
 def test_the_wrong_key_is_named_not_reported_as_missing(tmp_path: Path) -> None:
     sha = BlobStore(tmp_path / "blobs", KEY).put(KNOWN)
     with pytest.raises(BlobCorrupt, match="encrypted with a different key"):
