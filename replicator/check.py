@@ -4,7 +4,8 @@ A backup nobody can restore is worse than none, because it is trusted. This job 
 the store and names what would make a restore or an as-of read wrong: overlapping or missing current
 versions, versions of runs that never committed, body columns naming blobs that are gone (and, when
 asked, blobs that no longer decrypt or no longer match their hash), ledger rows left open by a
-process that died, and run folders that still hold raw staged rows.
+process that died, run folders that still hold raw staged rows, and an audit log whose hash chain
+no longer holds (so one command proves both the data and the record of who touched it are whole).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class CheckResult(JobResult):
     runs: int = 0
     blobs: int = 0
     blobs_read: int = 0
+    audit_events: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -52,7 +54,7 @@ class CheckResult(JobResult):
         """A summary line, then the first problems."""
         read = f", {self.blobs_read} read and verified" if self.blobs_read else ""
         summary = (f"{self.objects} objects, {self.versions} versions, {self.runs} runs, "
-                   f"{self.blobs} referenced blobs{read}")
+                   f"{self.blobs} referenced blobs{read}, {self.audit_events} audit events")
         if not self.problems:
             return f"no problems found ({summary})"
         lines = [f"{len(self.problems)} problems found ({summary}):"]
@@ -83,7 +85,7 @@ def check(config: Config, request: CheckRequest) -> CheckResult:
             for sha in integrity.body_shas(store, obj):
                 result.blobs += 1
                 if not BLOB_NAME.fullmatch(sha):
-                    result.problems.append(f"{obj}: a body column holds {sha[:80]!r}, not a blob's sha256")
+                    result.problems.append(f"{obj}: a body column holds {sha[:80]!r}, not a blob id")
                 elif not presence.has(sha):
                     result.problems.append(f"{obj}: blob {sha} is referenced but missing")
                 elif blobs is not None:
@@ -93,4 +95,12 @@ def check(config: Config, request: CheckRequest) -> CheckResult:
         result.problems += integrity.open_ledger_rows(store)
     result.problems += [f"run folder {path} was left behind by a killed run (it holds raw records)"
                         for path in repository.leftover_run_folders()]
+    result.problems += [f"{path} was left behind by a killed rewrite of the store (it may hold erased or "
+                        "plain values; the next writer removes it)"
+                        for path in repository.leftover_rewrites()]
+    chain = repository.audit_log().verify()
+    result.audit_events = chain.events
+    if chain.broken is not None:
+        result.problems.append(f"audit log {repository.layout.audit.name} broken at event "
+                               f"{chain.broken.event_id}: {chain.broken.problem}")
     return result

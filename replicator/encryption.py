@@ -1,10 +1,14 @@
-"""`store encrypt` and `store rotate-key`: put an existing store under a key, or under a new one.
+"""`store encrypt`, `store rotate-key` and `store decrypt`: put an existing store under a key, under a
+new one, or under none.
 
 Why jobs of their own: a store backed up before a key was configured stays plain until it is
-rewritten, and a key that may have leaked must be replaced without a second copy of the data lying
-around. Both rewrite the whole store into a fresh encrypted file and swap it in atomically, holding
-the writer lock (store.encryption.rekey); the key comes from the config (encrypt) or from an
-environment variable or file named for the new key (rotate), never from the command line.
+rewritten, a key that may have leaked must be replaced without a second copy of the data lying
+around, and someone who moves the store onto an encrypted volume (or hands it to a tool that cannot
+take a key) must be able to leave encryption without a dump and reload. All three rewrite the whole
+store into a fresh file under the new key (or none) and swap it in atomically, holding the writer
+lock (store.encryption.rekey): killed at any moment, the old store or the new one is there, each
+opened by its own key. The key comes from the config (encrypt, decrypt) or from an environment
+variable or file named for the new key (rotate), never from the command line.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from replicator.errors import InvalidInput
 from replicator.result import JobResult
 from replicator.store.repository import Repository
 
-__all__ = ["RekeyResult", "RotateRequest", "encrypt_store", "rotate_key"]
+__all__ = ["RekeyResult", "RotateRequest", "decrypt_store", "encrypt_store", "rotate_key"]
 
 KEY_SETTINGS = "storage.encryption_key_env or storage.encryption_key_file"
 
@@ -46,7 +50,7 @@ class RekeyResult(JobResult):
 
     def text(self) -> str:
         """One line, then the next step."""
-        return f"{self.store}: {'encrypted' if self.encrypted else 'rewritten'}\n{self.next_step}"
+        return f"{self.store}: {'encrypted' if self.encrypted else 'decrypted'}\n{self.next_step}"
 
 
 def encrypt_store(config: Config) -> RekeyResult:
@@ -81,6 +85,21 @@ def rotate_key(config: Config, request: RotateRequest) -> RekeyResult:
              else f"file {request.new_key_file}")
     return RekeyResult(repository.layout.database, True,
                        f"the old key no longer opens it: point {KEY_SETTINGS} at the {where} now")
+
+
+def decrypt_store(config: Config) -> RekeyResult:
+    """Rewrite an encrypted store as a plain one, opened with the configured key (which then must go
+    from the config: a key for a plain store is refused, so nothing is ever written plain by mistake)."""
+    repository = Repository.for_storage(config.storage)
+    if repository.key is None:
+        raise ConfigError(config.path, "storage.encryption_key_env",
+                          f"no key is configured for the store ({KEY_SETTINGS} names the key that opens it)")
+    if not repository.is_encrypted():
+        raise InvalidInput(f"the store at {repository.layout.database} is not encrypted")
+    repository.rekey(None)
+    return RekeyResult(repository.layout.database, False,
+                       "it is a plain file now, readable by anyone who can read the folder: remove "
+                       f"{KEY_SETTINGS} from the config (the file bodies stay encrypted under the blob key)")
 
 
 def _new_key(config: Config, request: RotateRequest) -> Secret:

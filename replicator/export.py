@@ -10,7 +10,7 @@ and objects), so a GDPR forget can find every copy that left the store.
 Output layout of DIR (README "Exports"), by format name (FORMATS):
   csv: <Object>.csv per object; with attachments, files/<Object>/<Id>.<ext> (decrypted bodies)
   sql: <Object>.sql per object (DDL + data, see sinks/sql); with attachments, file bodies are inlined
-       as BLOB values, without them the body column holds the sha256 of the body as text
+       as BLOB values, without them the body column holds the body's blob id as text
   diff: <Object>_added.csv, <Object>_changed.csv (plus a _changed_fields column), <Object>_removed.csv
 """
 
@@ -147,11 +147,14 @@ class ExportFormat:
 
 def _ledgered(store: SnapshotStore, kind: str, out: Path, objects: list[str], run_id: int,
               work, *, fmt: str | None = None, dialect: str | None = None,
-              from_run: int | None = None) -> ExportResult:
+              from_run: int | None = None, include_attachments: bool = False,
+              keep_formulas: bool = False) -> ExportResult:
     """Run `work(result)` between a 'running' and a final ledger row."""
     out.mkdir(parents=True, exist_ok=True)
     with store.exports.recording(kind, fmt=fmt, dialect=dialect, run_id=run_id, from_run=from_run,
-                                 objects=objects, destination=str(out.resolve())) as record:
+                                 objects=objects, destination=str(out.resolve()),
+                                 include_attachments=include_attachments,
+                                 keep_formulas=keep_formulas) as record:
         result = ExportResult(record.export_id, out, run_id, rows=record.rows)
         work(result)
     return result
@@ -203,7 +206,8 @@ def export(store: SnapshotStore, out: Path, *, run: int | str = "last", fmt: str
             result.files.append(path)
 
     return _ledgered(store, "export", out, names, run_id, work, fmt=fmt,
-                     dialect=dialect if form.needs_dialect else None)
+                     dialect=dialect if form.needs_dialect else None,
+                     include_attachments=blobs is not None, keep_formulas=not neutralise)
 
 
 def _copying_files(reader: pa.RecordBatchReader, types: list[ColumnType], obj: str, out: Path,
@@ -256,7 +260,8 @@ def diff_files(store: SnapshotStore, out: Path, from_run: int | str, to_run: int
                 result.files.append(path)
             result.rows[obj] = count
 
-    return _ledgered(store, "diff", out, names, run_b, work, fmt="csv", from_run=run_a)
+    return _ledgered(store, "diff", out, names, run_b, work, fmt="csv", from_run=run_a,
+                     keep_formulas=not neutralise)
 
 
 # -- endpoints ----------------------------------------------------------------------------------------
@@ -302,7 +307,8 @@ def _export_endpoint(store: SnapshotStore, endpoint: EndpointSettings, run: int 
     names = store.exports.resolve(store.reads.objects(), objects)
     with store.exports.recording("endpoint", fmt=endpoint.kind, dialect=endpoint.kind, run_id=run_id,
                                  from_run=None, objects=names,
-                                 destination=f"{endpoint.name} {target(endpoint)}") as record:
+                                 destination=f"{endpoint.name} {target(endpoint)}",
+                                 include_attachments=blobs is not None) as record:
         report = load_endpoint(store, endpoint, run_id, names, blobs)
         record.rows.update({t.object: t.rows for t in report.tables})
     return report

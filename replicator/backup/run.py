@@ -63,6 +63,7 @@ from replicator.salesforce.catalog import FieldPlan, ObjectPlan
 from replicator.salesforce.client import AuthenticationError, BudgetExceeded, OrgClient, OrgError
 from replicator.salesforce.composite import Batcher
 from replicator.sources.salesforce import connect_staging, extract, stage_ids
+from replicator.store.blob_refs import migrate_body_refs
 from replicator.store.failures import storage_problem
 from replicator.store.forgotten import Forgotten
 from replicator.store.lock import StoreLocked
@@ -272,11 +273,14 @@ class _Run:
         """Run folders of killed runs (the store marks their rows 'aborted') hold raw rows, and a run
         killed mid-download leaves a half-written body: remove both. Then hold the ballast a run
         frees to record its failure on a full disk. Blobs of a store from before keyed names are
-        renamed here, once, whatever the run changes."""
+        renamed here, once, whatever the run changes, and its body columns rewritten from sha256s
+        to blob ids (store.blob_refs) before the files step carries any of them over."""
         self.repository.remove_run_folders()
         self.repository.blob_listing().discard_partial()
         if self.repository.layout.blobs.is_dir():
-            self.repository.blobs().migrate_names()
+            blobs = self.repository.blobs()
+            blobs.migrate_names()
+            migrate_body_refs(self.store, blobs)
         self.repository.reserve_room()
 
     def _plan(self) -> list[ObjectPlan]:

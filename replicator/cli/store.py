@@ -1,4 +1,4 @@
-"""`replicator store encrypt` and `store rotate-key`: thin shells over replicator.encryption."""
+"""`replicator store encrypt|rotate-key|decrypt`: thin shells over replicator.encryption."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from replicator.cli.output import CONTEXT_SETTINGS, emit, json_option, load
 
 @click.group(context_settings=CONTEXT_SETTINGS)
 def store() -> None:
-    """Encryption of the snapshot store: encrypt a plain store, rotate its key."""
+    """Encryption of the snapshot store: encrypt a plain store, rotate its key, decrypt it."""
 
 
 @store.command("encrypt", context_settings=CONTEXT_SETTINGS)
@@ -36,3 +36,13 @@ def store_rotate_key(ctx: click.Context, new_key_env: str | None, new_key_file: 
     from replicator.encryption import RotateRequest, rotate_key
 
     emit(rotate_key(load(ctx), RotateRequest(new_key_env, new_key_file)), as_json)
+
+
+@store.command("decrypt", context_settings=CONTEXT_SETTINGS)
+@json_option
+@click.pass_context
+def store_decrypt(ctx: click.Context, as_json: bool) -> None:
+    """Rewrite the encrypted store as a plain file with the configured key (atomic); then drop the key."""
+    from replicator.encryption import decrypt_store
+
+    emit(decrypt_store(load(ctx)), as_json)

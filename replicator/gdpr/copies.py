@@ -4,8 +4,11 @@ Why rewrite rather than delete: an export is the user's file; a forget must take
 it and leave every other row as it was. CSV files (exports and change files) are rewritten record
 by record from their own text: only the records that mention the subject's Id are parsed, every
 other byte is copied unchanged, and the new file replaces the old by an atomic rename. SQL scripts
-are written again from the store (same run, same dialect), since their rows are dialect literals
-(in Oracle spread over lines). File bodies copied out (files/<Object>/<Id>.<ext>) are deleted.
+are written again from the store (same run, same dialect, file bodies inlined when the export
+inlined them), since their rows are dialect literals (in Oracle spread over lines). A rectified
+cell is spelled as the export spelled it (formulas kept or defused, as the ledger records). File
+bodies copied out (files/<Object>/<Id>.<ext>) are deleted. Exports recorded before the ledger kept
+their options are taken to have used the defaults (no bodies inlined, formulas defused).
 Endpoint databases are outside our reach: the result names each one with the statement to run.
 """
 
@@ -27,6 +30,7 @@ from replicator.sinks.sql.literals import render_literal
 from replicator.sinks.sql.registry import DIALECTS, dialect
 from replicator.sinks.sql.script import write_script
 from replicator.sources.snapshot import attach_blobs, object_types, read_as_of
+from replicator.store.blobs import BlobStore
 from replicator.store.rewrite import Erasure, Rectification
 from replicator.store.schema import quote
 from replicator.store.snapshot import SnapshotStore
@@ -157,21 +161,24 @@ def rewrite_csv(path: Path, drop: set[str], cells: dict[str, dict[str, str]],
     return changed
 
 
-def csv_cell(store: SnapshotStore, obj: str, column: str, value: Any) -> str:
-    """A value spelled exactly as the CSV writer spells it in that column (quoting, dates, formulas)."""
+def csv_cell(store: SnapshotStore, obj: str, column: str, value: Any, *, neutralise: bool = True) -> str:
+    """A value spelled exactly as the CSV writer spells it in that column (quoting, dates, and formulas
+    defused or kept as `neutralise` says)."""
     col = next(c for c in object_types(store, obj) if c.name == column)
     sql_type = store.reads.column_types(obj)[column]
     typed = store.db.execute(f"SELECT CAST(? AS {sql_type}) AS {quote(column)}", [value]).to_arrow_table()
-    batch = csv_batch(typed.to_batches()[0], [col], neutralise=True)
+    batch = csv_batch(typed.to_batches()[0], [col], neutralise=neutralise)
     buffer = io.BytesIO()
     pacsv.write_csv(pa.Table.from_batches([batch]), buffer,
                     pacsv.WriteOptions(include_header=False, quoting_style="needed"))
     return buffer.getvalue().decode().rstrip("\r\n")
 
 
-def _rewrite_sql(store: SnapshotStore, path: Path, obj: str, run_id: int, dialect: str) -> None:
-    """Write the object's script again from the store as of the same run (file bodies as sha256)."""
-    cols, batches = attach_blobs(read_as_of(store, obj, run_id), object_types(store, obj), None)
+def _rewrite_sql(store: SnapshotStore, path: Path, obj: str, run_id: int, dialect: str,
+                 blobs: BlobStore | None) -> None:
+    """Write the object's script again from the store as of the same run (file bodies inlined from
+    `blobs` when given, else as the store's reference)."""
+    cols, batches = attach_blobs(read_as_of(store, obj, run_id), object_types(store, obj), blobs)
     tmp = path.with_name(path.name + ".gdpr")
     with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
         write_script(fh, obj, run_id, cols, batches, dialect)
@@ -204,16 +211,28 @@ def _files_of(entry: dict[str, Any], obj: str) -> list[str]:
     return [f"{obj}.{'sql' if entry['format'] == 'sql' else 'csv'}"]
 
 
-def rewrite_copies(store: SnapshotStore, erasure: Erasure) -> Copies:
-    """Take the erasure into every copy the ledger lists (run after the store itself was rewritten)."""
-    done = Copies()
-    cells: dict[str, dict[str, dict[str, str]]] = {}
+Cells = dict[str, dict[str, dict[str, str]]]  # object -> Id -> column -> the cell's CSV text
+
+
+def _rectified_cells(store: SnapshotStore, erasure: Erasure, neutralise: bool) -> Cells:
+    """The rectified values as a CSV written with `neutralise` spells them."""
+    cells: Cells = {}
     for fix in erasure.rectify:
         cells.setdefault(fix.object, {}).setdefault(fix.record_id, {})[fix.field] = csv_cell(
-            store, fix.object, fix.field, fix.value)
+            store, fix.object, fix.field, fix.value, neutralise=neutralise)
+    return cells
+
+
+def rewrite_copies(store: SnapshotStore, erasure: Erasure, blobs: BlobStore | None) -> Copies:
+    """Take the erasure into every copy the ledger lists (run after the store itself was rewritten),
+    each written with the options its export was made with; `blobs` reads the bodies an export
+    inlined (None when the store has none)."""
+    done = Copies()
+    spelled = {neutralise: _rectified_cells(store, erasure, neutralise) for neutralise in (True, False)}
     derived = {f.field: f.derived for f in erasure.rectify}
-    affected = set(erasure.drop) | set(cells)
+    affected = set(erasure.drop) | {f.object for f in erasure.rectify}
     for entry in store.exports.entries():
+        cells = spelled[not entry.get("keep_formulas")]
         objects = [o for o in entry["objects"] or [] if o in affected]
         if not objects:
             continue
@@ -234,7 +253,8 @@ def rewrite_copies(store: SnapshotStore, erasure: Erasure) -> Copies:
                     continue
                 if name.endswith(".sql"):
                     if _mentions(path, [*drop, *cells.get(obj, {})]):
-                        _rewrite_sql(store, path, obj, entry["run_id"], entry["dialect"])
+                        _rewrite_sql(store, path, obj, entry["run_id"], entry["dialect"],
+                                     blobs if entry.get("include_attachments") else None)
                         done.rewritten.append(str(path))
                 elif rewrite_csv(path, drop, cells.get(obj, {}), derived):
                     done.rewritten.append(str(path))

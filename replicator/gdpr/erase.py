@@ -171,7 +171,7 @@ def _complete(repository: Repository, store: SnapshotStore, pending: _Pending) -
     repository.remove_run_folders()
     listing = repository.blob_listing()
     gone = [sha for sha in _unreferenced(store, set(pending.shas), blob_fields(store)) if listing.delete(sha)]
-    copies = rewrite_copies(store, pending.erasure)
+    copies = rewrite_copies(store, pending.erasure, listing)
     GdprRequests(store.db).finish(pending.request_id, "incomplete" if copies.outside else "completed", {
         "blobs_removed": len(gone), "files_rewritten": len(copies.rewritten),
         "files_removed": len(copies.removed), "run_folders_removed": leftovers,

@@ -54,7 +54,7 @@ def _fields_of_type(store: SnapshotStore, obj: str, ftype: str) -> list[str]:
 
 
 def blob_fields(store: SnapshotStore) -> dict[str, str]:
-    """Object -> its body field (the store keeps the body's sha256), for objects that have one."""
+    """Object -> its body field (the store keeps the body's blob id), for objects that have one."""
     found = {}
     for obj in store.reads.objects():
         bodies = _fields_of_type(store, obj, BODY)

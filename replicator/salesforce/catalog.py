@@ -180,8 +180,8 @@ def field_plan(f: Mapping[str, Any], blob_objects_field: str | None) -> FieldPla
     elif ftype in ("address", "location"):
         included, reason = False, "compound field: backed up through its component fields"
     elif ftype == "base64" and f["name"] == blob_objects_field:
-        # Kept as a column: the files step stores the body in the blob store and writes its sha256 here.
-        reason = "file body: stored in the blob store, the column holds its sha256"
+        # Kept as a column: the files step stores the body in the blob store and writes its blob id here.
+        reason = "file body: stored in the blob store, the column holds its blob id"
     elif ftype == "base64":
         included, reason = False, "binary field: not backed up"
     return FieldPlan(name=f["name"], type=ftype, included=included, reason=reason,

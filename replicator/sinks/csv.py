@@ -4,7 +4,7 @@ Format (README "Exports"): UTF-8 without BOM, a header row with the Salesforce f
 quoting with CRLF line ends; every text value is quoted, so an empty string is `""` while NULL is an
 empty unquoted field. Booleans are true/false, datetimes ISO 8601 in UTC with milliseconds
 (2024-05-01T12:34:56.123Z, as Salesforce writes them), dates 2024-05-01, times 12:34:56.123Z,
-decimals with their scale, file bodies as the sha256 of the body (the bytes go to files/ with
+decimals with their scale, file bodies as the blob id of the body (the bytes go to files/ with
 --include-attachments). Written batch by batch: memory stays flat.
 
 Files meant for people are opened in spreadsheets, which run a cell starting with =, +, -, @, tab or

@@ -235,7 +235,7 @@ class _Fetcher:
         self.stats.fetched += 1
         self.stats.new_blobs += stored.new
         self.stats.bytes_fetched += stored.size
-        return stored.sha256
+        return stored.blob_id  # its keyed name, not the sha256 (store.blobs): the store reveals no content
 
 
 @contextmanager

@@ -6,14 +6,17 @@ Why encryption at rest: backups hold every file an org ever had; a copied disk m
 Why keyed names: a file named by the plain sha256 of its content lets anyone holding the folder
 confirm that a file they know (a leaked contract, a CV) is backed up, by hashing it. With a key,
 a blob's file name is HMAC-SHA256(name key, sha256 hex), the name key derived from the blob key;
-without the key the names say nothing.
+without the key the names say nothing. That keyed name is also the blob's id: what the store's body
+columns hold (`Stored.blob_id`, `blob_id`), so an unencrypted snapshot.duckdb, an export without
+the bodies, or a GDPR-forgotten file's old rows say nothing about the content either.
 
-Layout: <root>/ab/cd/<name>.blob, `name` the keyed hash in hex (a keyless store, for tests or an
-already encrypted volume, uses <root>/ab/cd/<sha256>). Stores written before keyed names hold
-<root>/ab/cd/<sha256> files: readers find either name, and a backup renames the old ones on open
-(migrate_names). Writes go to a temp file in <root>/.tmp and are renamed into place, so a crash
-never leaves a half-written blob under a real name. Memory stays flat: bodies are read, hashed and
-encrypted in 1 MiB chunks.
+Layout: <root>/ab/cd/<id>.blob (a keyless store, for tests or an already encrypted volume, uses
+<root>/ab/cd/<sha256>, and its id is the sha256). Stores written before keyed names hold
+<root>/ab/cd/<sha256> files and body columns of plain sha256s: every reading method takes either a
+blob id or such a sha256 (a `ref`; the two cannot collide), and a backup renames the old files on
+open (migrate_names) and rewrites the body columns (store.blob_refs). Writes go to a temp file in
+<root>/.tmp and are renamed into place, so a crash never leaves a half-written blob under a real
+name. Memory stays flat: bodies are read, hashed and encrypted in 1 MiB chunks.
 
 Encrypted format (version 1), a streaming AEAD in the style of Tink's AES-GCM-HKDF streaming:
   header = MAGIC "RBLB" | version (1 byte) | key id (8) | salt (32) | nonce prefix (7)
@@ -84,11 +87,13 @@ class BlobKeyError(BlobError, ConfigProblem):
 
 @dataclass(frozen=True)
 class Stored:
-    """What `write` did: the plaintext's sha256 and size, and whether a new file was created."""
+    """What `write` did: the plaintext's sha256 and size, whether a new file was created, and the
+    blob's id (what a body column holds)."""
 
     sha256: str
     size: int
     new: bool
+    blob_id: str
 
 
 @dataclass(frozen=True)
@@ -234,26 +239,43 @@ class BlobStore:
     def encrypted(self) -> bool:
         return self._key is not None
 
+    def blob_id(self, sha: str) -> str:
+        """The id of the blob whose plaintext has this sha256: its keyed name (the sha256 itself in a
+        keyless store)."""
+        if not _SHA.match(sha):
+            raise BlobError(f"not a sha256 hex digest: {sha!r}")
+        if self._name_key is None:
+            return sha
+        return hmac.new(self._name_key, sha.encode(), hashlib.sha256).hexdigest()
+
     def path(self, sha: str) -> Path:
         """Where the blob of this sha256 is written: under its keyed name when the store has a key."""
-        plain = self._plain_path(sha)
+        return self._id_path(self.blob_id(sha))
+
+    def _id_path(self, blob_id: str) -> Path:
+        """Where the blob of this id lives."""
         if self._name_key is None:
-            return plain
-        name = hmac.new(self._name_key, sha.encode(), hashlib.sha256).hexdigest()
-        return self.root / name[:2] / name[2:4] / f"{name}.blob"
+            return self._plain_path(blob_id)
+        return self.root / blob_id[:2] / blob_id[2:4] / f"{blob_id}.blob"
 
     def _plain_path(self, sha: str) -> Path:
         """The name by the sha256 itself: a keyless store's, and an encrypted store's before keyed names."""
         if not _SHA.match(sha):
-            raise BlobError(f"not a sha256 hex digest: {sha!r}")
+            raise BlobError(f"not a sha256 hex digest or blob id: {sha!r}")
         return self.root / sha[:2] / sha[2:4] / sha
 
-    def _found(self, sha: str) -> Path | None:
-        """The file holding this blob: its keyed name, or the old plain name not yet migrated."""
-        for path in dict.fromkeys((self.path(sha), self._plain_path(sha))):
-            if path.is_file():
-                return path
-        return None
+    def _places(self, ref: str) -> list[Path]:
+        """Where the blob a ref names may be: by id, or (a sha256 from before keyed ids) by its keyed
+        name or its old plain one."""
+        return list(dict.fromkeys((self._id_path(ref), self.path(ref), self._plain_path(ref))))
+
+    def file_of(self, ref: str) -> Path | None:
+        """The file holding the blob a ref (blob id, or sha256 from before keyed ids) names, if any."""
+        return next((path for path in self._places(ref) if path.is_file()), None)
+
+    def is_id(self, ref: str) -> bool:
+        """True when `ref` is the id of a stored blob (False for a sha256, or a missing blob)."""
+        return self._id_path(ref).is_file()
 
     def migrate_names(self) -> int:
         """Rename blobs stored under their plain sha256 to their keyed names; returns how many.
@@ -289,7 +311,8 @@ class BlobStore:
     # --- writing ---------------------------------------------------------------------------
 
     def put(self, data: bytes | BinaryIO | Iterable[bytes]) -> str:
-        """Store bytes (or a binary file, or an iterable of byte pieces); returns the sha256 hex."""
+        """Store bytes (or a binary file, or an iterable of byte pieces); returns the sha256 hex (which
+        names the blob too; what the store keeps is `write(...).blob_id`)."""
         return self.write(data).sha256
 
     def write(self, data: bytes | BinaryIO | Iterable[bytes]) -> Stored:
@@ -306,13 +329,13 @@ class BlobStore:
                 out.flush()
                 os.fsync(out.fileno())
             sha = digest.hexdigest()
-            if self._found(sha) is not None:
-                return Stored(sha, size, new=False)
+            if self.file_of(sha) is not None:
+                return Stored(sha, size, new=False, blob_id=self.blob_id(sha))
             target = self.path(sha)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)
             _fsync_dir(target.parent)
-            return Stored(sha, size, new=True)
+            return Stored(sha, size, new=True, blob_id=self.blob_id(sha))
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -332,40 +355,41 @@ class BlobStore:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def has(self, sha: str) -> bool:
-        return self._found(sha) is not None
+    def has(self, ref: str) -> bool:
+        return self.file_of(ref) is not None
 
-    def chunks(self, sha: str) -> Iterator[bytes]:
-        """The plaintext in chunks, authenticated as read; the sha256 is checked at the end.
+    def chunks(self, ref: str) -> Iterator[bytes]:
+        """The plaintext in chunks, authenticated as read; its sha256 is checked against the ref (a
+        sha256, or a blob id: the keyed name of the sha256) at the end.
 
         A consumer that streams chunks onward sees a BlobCorrupt at the end (not before) for a blob
         whose last part was cut or changed; callers that must not act on bad data use get().
         """
-        path = self._found(sha)
+        path = self.file_of(ref)
         if path is None:
-            raise self._missing(sha)
+            raise self._missing(ref)
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
-            for chunk in self._decode(handle, sha):
+            for chunk in self._decode(handle, ref):
                 digest.update(chunk)
                 yield chunk
-        if digest.hexdigest() != sha:
-            raise BlobCorrupt(f"blob {sha}: content does not match its sha256 (tampered)")
+        if ref not in (digest.hexdigest(), self.blob_id(digest.hexdigest())):
+            raise BlobCorrupt(f"blob {ref}: content does not match its sha256 (tampered)")
 
-    def _decode(self, handle: BinaryIO, sha: str) -> Iterator[bytes]:
+    def _decode(self, handle: BinaryIO, ref: str) -> Iterator[bytes]:
         if self._key is None:
             while chunk := handle.read(CHUNK):
                 yield chunk
             return
         header = handle.read(HEADER_SIZE)
         if len(header) < HEADER_SIZE or header[:4] != MAGIC:
-            raise BlobCorrupt(f"blob {sha}: not an encrypted blob (no header: truncated, or written "
+            raise BlobCorrupt(f"blob {ref}: not an encrypted blob (no header: truncated, or written "
                               f"without a key)")
         if header[4] != VERSION:
-            raise BlobCorrupt(f"blob {sha}: unknown blob format version {header[4]}")
+            raise BlobCorrupt(f"blob {ref}: unknown blob format version {header[4]}")
         key_id, rest = header[5:5 + _KEY_ID], header[5 + _KEY_ID:]
         if key_id != self._key_id:
-            raise BlobCorrupt(f"blob {sha}: encrypted with a different key (key id {key_id.hex()}, "
+            raise BlobCorrupt(f"blob {ref}: encrypted with a different key (key id {key_id.hex()}, "
                               f"this store's key id {self._key_id.hex()})")
         salt, prefix = rest[:_SALT], rest[_SALT:]
         aead = _file_key(self._key, salt)
@@ -376,13 +400,13 @@ class BlobStore:
             try:
                 yield aead.decrypt(_nonce(prefix, index, last), block, header)
             except InvalidTag:
-                raise BlobCorrupt(f"blob {sha}: chunk {index} fails authentication "
+                raise BlobCorrupt(f"blob {ref}: chunk {index} fails authentication "
                                   f"(tampered or truncated)") from None
             if last:
                 return
             block, index = following, index + 1
 
-    def _missing(self, sha: str) -> BlobError:
+    def _missing(self, ref: str) -> BlobError:
         """BlobNotFound, or BlobCorrupt naming the key when the store's blobs carry another key's id:
         with the wrong key, names differ too, so "not found" alone would hide the real problem."""
         for path in self.root.glob("??/??/*"):
@@ -390,34 +414,34 @@ class BlobStore:
                 header = handle.read(HEADER_SIZE)
             key_id = header[5:5 + _KEY_ID]
             if self._key is not None and header[:4] == MAGIC and key_id != self._key_id:
-                return BlobCorrupt(f"blob {sha}: not found, and this store's blobs are encrypted with "
+                return BlobCorrupt(f"blob {ref}: not found, and this store's blobs are encrypted with "
                                    f"a different key (key id {key_id.hex()}, this key's id "
                                    f"{self._key_id.hex()})")
             break  # one blob tells: a store has one key
-        return BlobNotFound(sha)
+        return BlobNotFound(ref)
 
-    def get(self, sha: str) -> bytes:
+    def get(self, ref: str) -> bytes:
         """The whole plaintext, verified (use chunks()/open_stream() for large files)."""
-        return b"".join(self.chunks(sha))
+        return b"".join(self.chunks(ref))
 
-    def open_stream(self, sha: str) -> io.BufferedReader:
+    def open_stream(self, ref: str) -> io.BufferedReader:
         """A read-only binary file over the plaintext, for handing a blob to code that reads files."""
-        return io.BufferedReader(_ChunkReader(self.chunks(sha)), buffer_size=CHUNK)
+        return io.BufferedReader(_ChunkReader(self.chunks(ref)), buffer_size=CHUNK)
 
-    def verify(self, sha: str) -> bool:
+    def verify(self, ref: str) -> bool:
         """True when the blob exists and its bytes still hash to its name (and decrypt, if encrypted)."""
         try:
-            for _ in self.chunks(sha):
+            for _ in self.chunks(ref):
                 pass
         except BlobError:
             return False
         return True
 
-    def size(self, sha: str) -> int:
+    def size(self, ref: str) -> int:
         """Plaintext size, from the file size alone (no decryption)."""
-        path = self._found(sha)
+        path = self.file_of(ref)
         if path is None:
-            raise self._missing(sha)
+            raise self._missing(ref)
         stored = path.stat().st_size
         return stored if self._key is None else _plain_size(stored)
 
@@ -442,10 +466,10 @@ class BlobStore:
             leftover.unlink(missing_ok=True)
         return len(found)
 
-    def delete(self, sha: str) -> bool:
-        """Remove a blob under either name (GDPR erasure, pruning); False if it was not there."""
+    def delete(self, ref: str) -> bool:
+        """Remove a blob under any name (GDPR erasure, pruning); False if it was not there."""
         removed = False
-        for path in dict.fromkeys((self.path(sha), self._plain_path(sha))):
+        for path in self._places(ref):
             try:
                 path.unlink()
                 removed = True

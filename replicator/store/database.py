@@ -52,6 +52,10 @@ LEDGER_DDL = (
         run_id INTEGER, from_run INTEGER,
         objects VARCHAR[], destination VARCHAR, status VARCHAR NOT NULL, rows BIGINT,
         finished_at TIMESTAMPTZ, message VARCHAR)""",
+    # The options a file was written with: a GDPR rewrite of it must write exactly what the export did
+    # (added later: stores written before them get the columns, their old rows NULL).
+    "ALTER TABLE main.exports ADD COLUMN IF NOT EXISTS include_attachments BOOLEAN",
+    "ALTER TABLE main.exports ADD COLUMN IF NOT EXISTS keep_formulas BOOLEAN",
     # Source Id -> Id in a target org, per target (restore, replicate, seed): a second load reuses it.
     """CREATE TABLE IF NOT EXISTS main.id_map (target VARCHAR NOT NULL, sobject VARCHAR NOT NULL,
         source_id VARCHAR NOT NULL, target_id VARCHAR NOT NULL, mapped_at TIMESTAMPTZ NOT NULL,

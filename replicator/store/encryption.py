@@ -62,8 +62,9 @@ def translate(exc: duckdb.Error, path: Path, keyed: bool) -> ReplicatorError | N
     if "Wrong encryption key" in text:
         return EncryptionProblem(f"the configured key does not open the store at {path} (wrong key)")
     if "is not encrypted" in text and keyed:
-        return EncryptionProblem(f"the store at {path} is not encrypted yet: encrypt it with the configured "
-                                 "key first (store encrypt)")
+        return EncryptionProblem(f"the store at {path} is not encrypted: encrypt it with the configured "
+                                 f"key (store encrypt), or, if it was decrypted, remove {CONFIG_KEYS} "
+                                 "from the config")
     return None
 
 

@@ -51,18 +51,22 @@ class ExportsLedger:
 
     @contextmanager
     def recording(self, kind: str, *, fmt: str | None, dialect: str | None, run_id: int | None,
-                  from_run: int | None, objects: list[str], destination: str) -> Iterator[ExportRecord]:
+                  from_run: int | None, objects: list[str], destination: str,
+                  include_attachments: bool = False, keep_formulas: bool = False) -> Iterator[ExportRecord]:
         """A 'running' row before the block, 'completed' or 'failed' (with the message) after it.
 
         The block adds its rows per object to the record as it writes them, so a failed export
-        still says how much it wrote.
+        still says how much it wrote. The options are kept so a GDPR rewrite of the files writes
+        exactly what the export wrote (bodies inlined, formulas kept or defused).
         """
         self.db.require_writable()
         export_id = self.db.execute("SELECT coalesce(max(export_id), 0) + 1 FROM main.exports").fetchone()[0]
         self.db.execute(
             "INSERT INTO main.exports (export_id, exported_at, kind, format, dialect, run_id, from_run, "
-            "objects, destination, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
-            [export_id, now(), kind, fmt, dialect, run_id, from_run, objects, destination])
+            "objects, destination, status, include_attachments, keep_formulas) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+            [export_id, now(), kind, fmt, dialect, run_id, from_run, objects, destination,
+             include_attachments, keep_formulas])
         record = ExportRecord(export_id)
         try:
             yield record

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from replicator.store.schema import quote
 from replicator.store.snapshot import SnapshotStore
 
-__all__ = ["BODY_TYPE", "COMMITTED", "body_shas", "history_problems", "open_ledger_rows", "version_count"]
+__all__ = ["BODY_TYPE", "COMMITTED", "body_columns", "body_shas", "history_problems", "open_ledger_rows",
+           "version_count"]
 
-BODY_TYPE = "base64"  # the describe type of the field whose value the store keeps as a blob's sha256
+BODY_TYPE = "base64"  # the describe type of the field whose value the store keeps as a blob's id
 COMMITTED = ("completed", "partial", "failed", "disabled")  # final statuses (apply or finish_run)
 EXAMPLES = 5
 
@@ -56,10 +57,15 @@ def history_problems(store: SnapshotStore, obj: str) -> Iterator[str]:
         yield f"{obj}: {r['n']} versions written by run {r['_run_id']}, which {state}"
 
 
+def body_columns(store: SnapshotStore, obj: str) -> list[str]:
+    """The object's file body columns (e.g. VersionData): each version's value names a blob."""
+    return [f for f, t in store.reads.field_types(obj).items()
+            if t["type"] == BODY_TYPE and f in store.reads.column_types(obj)]
+
+
 def body_shas(store: SnapshotStore, obj: str) -> list[str]:
-    """Every blob sha any version of the object references (the body column, e.g. VersionData)."""
-    columns = [f for f, t in store.reads.field_types(obj).items()
-               if t["type"] == BODY_TYPE and f in store.reads.column_types(obj)]
+    """Every blob any version of the object references: its id (a sha256 in stores from before ids)."""
+    columns = body_columns(store, obj)
     if not columns:
         return []
     union = " UNION ".join(f"SELECT {quote(c)} AS sha FROM hist.{quote(obj)} WHERE {quote(c)} IS NOT NULL"

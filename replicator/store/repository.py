@@ -23,7 +23,7 @@ from replicator.store.blobs import BlobStore, load_key
 from replicator.store.database import Database, StoreInUse
 from replicator.store.layout import Layout
 from replicator.store.lock import WriterLock, holder_of, refusal
-from replicator.store.rewrite import remove_leftovers
+from replicator.store.rewrite import leftovers, remove_leftovers
 from replicator.store.snapshot import SnapshotStore
 
 __all__ = ["ForeignFolder", "NoBackups", "Repository"]
@@ -144,6 +144,7 @@ class Repository:
         self._require_backups()
         lock = WriterLock.acquire(self.layout, "store re-encryption")
         try:
+            remove_leftovers(self.layout.database)  # a killed rewrite's copy would outlive the old key
             encryption.rekey(self.layout.database, self.key, new_key)
         finally:
             lock.release()
@@ -188,6 +189,10 @@ class Repository:
         if not self.layout.runs.is_dir():
             return []
         return sorted(self.layout.runs.iterdir())
+
+    def leftover_rewrites(self) -> list[Path]:
+        """Fresh database files a killed compaction, GDPR rewrite or re-key left beside the store."""
+        return leftovers(self.layout.database)
 
     def remove_run_folders(self) -> None:
         """Remove every run folder: call only while holding the writer lock (no run is executing)."""

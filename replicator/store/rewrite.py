@@ -21,24 +21,32 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from replicator.store import encryption
 from replicator.store.database import Database
 from replicator.store.schema import literal, quote
 
-__all__ = ["Erasure", "Rectification", "rebuild", "remove_leftovers", "rewrite_without"]
+__all__ = ["Erasure", "Rectification", "leftovers", "rebuild", "remove_leftovers", "rewrite_mapped",
+           "rewrite_without"]
 
 SOURCE, TARGET = "src", "dst"
+MAPPING = "_rewrite_mapping"  # the old -> new values of a rewrite_mapped, registered on its connection
 SUFFIXES = ("compact", "rewrite", "rekey")  # fresh files of compaction, GDPR rewrites, key rotation
 
 
+def leftovers(path: Path) -> list[Path]:
+    """Half-written fresh files a killed rebuild or re-key left next to the store at `path` (they may
+    hold the very values an erasure was removing, or, from a killed decrypt, plain values). Only
+    leftovers while no writer holds the lock: a running rebuild's file is its work in progress."""
+    fresh = [path.with_name(f"{path.name}.{suffix}") for suffix in SUFFIXES]
+    return [f for name in fresh for f in (name, name.with_name(name.name + ".wal")) if f.exists()]
+
+
 def remove_leftovers(path: Path) -> None:
-    """Delete half-written fresh files a killed rebuild left next to the store (they may hold the very
-    values an erasure was removing). Call only while holding the writer lock."""
-    for suffix in SUFFIXES:
-        fresh = path.with_name(f"{path.name}.{suffix}")
-        for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
-            leftover.unlink(missing_ok=True)
+    """Delete the fresh files a killed rebuild left (`leftovers`). Call only while holding the writer lock."""
+    for leftover in leftovers(path):
+        leftover.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -145,6 +153,24 @@ def _copy_sql(schema: str, table: str, columns: Sequence[str], erasure: Erasure)
             replace_params + params)
 
 
+CopySql = Callable[[str, str, list[str]], tuple[str, list[Any]]]  # (schema, table, columns) -> INSERT
+
+
+def _copy_tables(con: duckdb.DuckDBPyConnection, copy_sql: CopySql,
+                 between: Callable[[str], None]) -> dict[tuple[str, str], int]:
+    """Create every table, view and macro in the fresh file, then fill each table by `copy_sql`;
+    rows copied per (schema, table). `between("copying")` is called half way (a test seam)."""
+    con.execute(f"COPY FROM DATABASE {SOURCE} TO {TARGET} (SCHEMA)")
+    tables = _tables(con)
+    copied: dict[tuple[str, str], int] = {}
+    for n, (schema, table) in enumerate(tables):
+        if n == len(tables) // 2:
+            between("copying")
+        sql, params = copy_sql(schema, table, _columns(con, schema, table))
+        copied[(schema, table)] = con.execute(sql, params).fetchone()[0]
+    return copied
+
+
 def rewrite_without(db: Database, erasure: Erasure,
                     finish: Callable[[duckdb.DuckDBPyConnection, str, Mapping[str, int]], None],
                     between: Callable[[str], None] = lambda _phase: None) -> Mapping[str, int]:
@@ -157,18 +183,36 @@ def rewrite_without(db: Database, erasure: Erasure,
     dropped: dict[str, int] = {}
 
     def fill(con: duckdb.DuckDBPyConnection) -> None:
-        con.execute(f"COPY FROM DATABASE {SOURCE} TO {TARGET} (SCHEMA)")
-        tables = _tables(con)
-        for n, (schema, table) in enumerate(tables):
-            if n == len(tables) // 2:
-                between("copying")
-            sql, params = _copy_sql(schema, table, _columns(con, schema, table), erasure)
-            copied = con.execute(sql, params).fetchone()[0]
-            if schema == "hist" and table in erasure.drop:
+        copied = _copy_tables(con, lambda schema, table, columns: _copy_sql(schema, table, columns, erasure),
+                              between)
+        for table in erasure.drop:
+            if ("hist", table) in copied:
                 total = con.execute(f"SELECT count(*) FROM {SOURCE}.hist.{quote(table)}").fetchone()[0]
-                dropped[table] = total - copied
+                dropped[table] = total - copied[("hist", table)]
         finish(con, TARGET, dropped)
         between("rewritten")
 
     rebuild(db, fill, "rewrite")
     return dropped
+
+
+def rewrite_mapped(db: Database, columns: Mapping[str, Sequence[str]], mapping: pa.Table,
+                   finish: Callable[[duckdb.DuckDBPyConnection, str], None]) -> None:
+    """Rebuild the store with the values of history columns (object -> its column names) replaced
+    through `mapping` (Arrow columns `old` and `new`; a value it does not list stays). A fresh file
+    rather than an UPDATE, so no old value survives in a freed block; `finish(con, "dst")` writes
+    into it last, so the change and its record land together or not at all."""
+    def copy_sql(schema: str, table: str, names: list[str]) -> tuple[str, list[Any]]:
+        name = f"{quote(schema)}.{quote(table)}"
+        mapped = [quote(c) for c in columns.get(table, ()) if c in names] if schema == "hist" else []
+        replaced = ", ".join(f"coalesce((SELECT m.new FROM {MAPPING} m WHERE m.old = t.{c}), t.{c}) AS {c}"
+                             for c in mapped)
+        select = f"* REPLACE ({replaced})" if mapped else "*"
+        return f"INSERT INTO {TARGET}.{name} SELECT {select} FROM {SOURCE}.{name} t", []
+
+    def fill(con: duckdb.DuckDBPyConnection) -> None:
+        con.register(MAPPING, mapping)
+        _copy_tables(con, copy_sql, lambda _phase: None)
+        finish(con, TARGET)
+
+    rebuild(db, fill, "rewrite")

@@ -98,14 +98,14 @@ def test_an_overlapping_version_is_named(copy: Path) -> None:
 def test_a_missing_blob_is_named(copy: Path) -> None:
     with duckdb.connect(str(Layout(copy.parent / "store").database), read_only=True) as con:
         sha = con.execute('SELECT min("VersionData") FROM hist."ContentVersion"').fetchone()[0]
-    Repository(copy.parent / "store").blobs().path(sha).unlink()
+    Repository(copy.parent / "store").blobs().file_of(sha).unlink()
     assert f"ContentVersion: blob {sha} is referenced but missing" in checked(copy).problems
 
 
 def test_a_blob_that_no_longer_decrypts_fails_only_when_blobs_are_read(copy: Path) -> None:
     with duckdb.connect(str(Layout(copy.parent / "store").database), read_only=True) as con:
         sha = con.execute('SELECT min("VersionData") FROM hist."ContentVersion"').fetchone()[0]
-    path = Repository(copy.parent / "store").blobs().path(sha)
+    path = Repository(copy.parent / "store").blobs().file_of(sha)
     data = bytearray(path.read_bytes())
     data[-1] ^= 1
     path.write_bytes(bytes(data))
@@ -132,3 +132,20 @@ def test_open_ledger_rows_and_leftover_run_folders_are_named(copy: Path) -> None
 def test_check_refuses_while_a_writer_holds_the_store(copy: Path) -> None:
     with writer_lock(Layout(copy.parent / "store"), "backup", "daily"), pytest.raises(Locked, match="backup"):
         checked(copy)
+
+
+def test_an_edited_audit_event_is_named_by_check(copy: Path) -> None:
+    """One command proves the store whole: the audit chain is verified with the data, and the first
+    event that was altered is named."""
+    for _ in range(3):  # each command through the CLI appends one event
+        assert CliRunner().invoke(cli, ["--config", str(copy), "check"]).exit_code == 0
+    result = checked(copy)
+    assert result.problems == [] and result.audit_events == 3 and "3 audit events" in result.text()
+    log = Layout(copy.parent / "store").audit
+    events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    events[1]["user_email"] = "someone-else@example.org"
+    log.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    assert checked(copy).problems == [
+        "audit log audit.jsonl broken at event 2: event 2 was altered (its content does not match its hash)"]
+    done = CliRunner().invoke(cli, ["--config", str(copy), "check"])
+    assert done.exit_code == 1 and "broken at event 2" in done.output

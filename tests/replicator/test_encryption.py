@@ -112,7 +112,7 @@ def test_no_key_or_a_wrong_key_refuses_and_changes_nothing(env: Any, plain_store
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     text = plain_store.read_text()
     plain_store.write_text(keyed(text))
-    one_line_error(invoke(plain_store, "runs"), "is not encrypted yet")
+    one_line_error(invoke(plain_store, "runs"), "is not encrypted: encrypt it")
     assert invoke(plain_store, "store", "encrypt").exit_code == 0
     store = plain_store.parent / "store"
     before = files_of(store)
@@ -191,13 +191,43 @@ def test_a_key_file_is_private_and_outside_the_store(env: Any, plain_store: Path
     one_line_error(invoke(plain_store, "runs"), "not both")
 
 
+def fill(database: Path, key: str | None = None) -> None:
+    """A 3,000,000-row table in the store, so that re-writing it takes a while (kills land mid-way)."""
+    with duckdb.connect() as con:
+        if key:
+            encryption.load_httpfs(con)
+        con.execute(f"ATTACH '{database}' AS s" + (f" (ENCRYPTION_KEY '{key}')" if key else ""))
+        con.execute("CREATE TABLE s.main.filler AS SELECT range AS n, md5(range::VARCHAR) AS s "
+                    "FROM range(3000000)")
+
+
+def kill_while_rewriting(config: Path, *args: str, delay: float = 0.0) -> bool:
+    """Run `replicator ARGS` and SIGKILL it `delay` seconds after it starts writing the re-keyed copy;
+    True when the kill landed while it was still writing (the process had not finished)."""
+    cli_main = "from replicator.cli import main; main()"
+    proc = subprocess.Popen([sys.executable, "-c", cli_main, "--config", str(config), *args],
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rekey = config.parent / "store" / "snapshot.duckdb.rekey"
+    deadline = time.monotonic() + 60
+    while not rekey.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the copy under the new key is being written
+    time.sleep(delay)
+    mid_way = rekey.exists() and proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return mid_way
+
+
+def filler_rows(config: Path) -> Any:
+    done = invoke(config, "sql", "SELECT count(*) AS n FROM main.filler", "--json")
+    return json.loads(done.output) if done.exit_code == 0 else done.output
+
+
 def test_a_killed_encrypt_leaves_the_old_store_or_the_new_one(env: Any, plain_store: Path) -> None:
     """SIGKILL at several moments of `store encrypt` while it writes the encrypted copy (and once
     most likely after it swapped), on a store made big enough to take a while."""
-    database = plain_store.parent / "store" / "snapshot.duckdb"
-    with duckdb.connect(str(database)) as con:
-        con.execute("CREATE TABLE main.filler AS SELECT range AS n, md5(range::VARCHAR) AS s "
-                    "FROM range(3000000)")
+    fill(plain_store.parent / "store" / "snapshot.duckdb")
     plain_store.write_text(keyed(plain_store.read_text()))
     outcomes, killed_mid_way = set(), 0
     for delay in (0.0, 0.3, 0.8, 5.0):
@@ -205,29 +235,67 @@ def test_a_killed_encrypt_leaves_the_old_store_or_the_new_one(env: Any, plain_st
         shutil.copytree(plain_store.parent / "store", copy / "store")
         config = copy / "config.toml"
         config.write_text(plain_store.read_text())
-        command = [sys.executable, "-c", "from replicator.cli import main; main()", "--config", str(config),
-                   "store", "encrypt"]
-        proc = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        rekey = copy / "store" / "snapshot.duckdb.rekey"
-        deadline = time.monotonic() + 60
-        while not rekey.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # until the copy under the new key is being written
-        time.sleep(delay)
-        killed_mid_way += rekey.exists() and proc.poll() is None
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        killed_mid_way += kill_while_rewriting(config, "store", "encrypt", delay=delay)
         path = copy / "store" / "snapshot.duckdb"
         outcomes.add(encrypted := encryption.is_encrypted(path))
         if not encrypted:  # the old file, whole: it still opens plain and then encrypts
             with duckdb.connect(str(path), read_only=True) as con:
                 assert con.execute("SELECT count(*) FROM main.filler").fetchone()[0] == 3000000
             assert invoke(config, "store", "encrypt").exit_code == 0
-        assert invoke(config, "sql", "SELECT count(*) AS n FROM main.filler", "--json").exit_code == 0
-        rows = json.loads(invoke(config, "sql", "SELECT count(*) AS n FROM main.filler", "--json").output)
-        assert rows == [{"n": 3000000}]
+        assert filler_rows(config) == [{"n": 3000000}]
         assert not list((copy / "store").glob("snapshot.duckdb.*"))
     assert killed_mid_way >= 2 and False in outcomes, (killed_mid_way, outcomes)  # kills landed mid-way
+
+
+def test_decrypt_leaves_encryption_and_refuses_bad_requests(env: Any, plain_store: Path) -> None:
+    store = plain_store.parent / "store"
+    known = values(plain_store)
+    text = plain_store.read_text()
+    one_line_error(invoke(plain_store, "store", "decrypt"), "no key is configured")
+    plain_store.write_text(keyed(text))
+    one_line_error(invoke(plain_store, "store", "decrypt"), "is not encrypted")
+    assert invoke(plain_store, "store", "encrypt").exit_code == 0
+    before = files_of(store)
+    plain_store.write_text(keyed(text, f'encryption_key_env = "{NEW_KEY_ENV}"'))
+    one_line_error(invoke(plain_store, "store", "decrypt"), "wrong key")
+    assert files_of(store) == before
+
+    plain_store.write_text(keyed(text))
+    (store / "snapshot.duckdb.rewrite").write_bytes(b"what a killed GDPR rewrite left, under the old key")
+    done = invoke(plain_store, "store", "decrypt", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["encrypted"] is False and "remove" in json.loads(done.output)["next_step"]
+    assert not encryption.is_encrypted(store / "snapshot.duckdb")
+    assert not list(store.glob("snapshot.duckdb.*"))
+    one_line_error(invoke(plain_store, "runs"), "if it was decrypted, remove")  # the key must go
+    plain_store.write_text(text)
+    assert values(plain_store) == known and sorted(found(store, known)) == known  # plain again
+    assert invoke(plain_store, "check").exit_code == 0
+
+
+@pytest.mark.parametrize("command", [("store", "rotate-key", "--new-key-env", NEW_KEY_ENV),
+                                     ("store", "decrypt")])
+def test_a_killed_rotation_or_decrypt_leaves_the_old_store_openable(env: Any, plain_store: Path,
+                                                                    command: tuple[str, ...]) -> None:
+    """Killed while it writes the copy under the new key (or none): the old store opens with the old
+    key, `check` names the half-written copy, and the command run again finishes the job."""
+    plain_store.write_text(keyed(plain_store.read_text()))
+    assert invoke(plain_store, "store", "encrypt").exit_code == 0
+    store = plain_store.parent / "store"
+    fill(store / "snapshot.duckdb", KEY)
+    assert kill_while_rewriting(plain_store, *command)
+    assert encryption.is_encrypted(store / "snapshot.duckdb")
+    assert filler_rows(plain_store) == [{"n": 3000000}]  # the old store, under the old key
+    checked = json.loads(invoke(plain_store, "check", "--json").output)["problems"]
+    assert any("snapshot.duckdb.rekey was left behind by a killed rewrite" in p for p in checked), checked
+    assert invoke(plain_store, *command).exit_code == 0
+    assert not list(store.glob("snapshot.duckdb.*"))
+    if command[1] == "decrypt":
+        plain_store.write_text(plain_store.read_text().replace(f'encryption_key_env = "{KEY_ENV}"', ""))
+        assert not encryption.is_encrypted(store / "snapshot.duckdb")
+    else:
+        plain_store.write_text(plain_store.read_text().replace(KEY_ENV, NEW_KEY_ENV))
+    assert filler_rows(plain_store) == [{"n": 3000000}]  # the new store, under its new key (or none)
 
 
 def test_compaction_keeps_the_key_and_a_writer_blocks_re_keying(env: Any, plain_store: Path) -> None:

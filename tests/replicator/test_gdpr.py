@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
@@ -180,11 +182,34 @@ def test_search_refuses_bad_input(history: History) -> None:
         assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1
 
 
+WAL_MARK = "zyx-wal-mark"
+
+
+def leave_a_wal(database: Path, person: str) -> None:
+    """A write of the person's values left in the store's WAL, as a writer killed before its
+    checkpoint leaves it (the forget must erase the WAL's copy too)."""
+    script = ("import duckdb, os, sys\n"
+              "con = duckdb.connect(sys.argv[1])\n"
+              "con.execute(\"SET checkpoint_threshold = '1GB'\")\n"
+              "con.execute('PRAGMA disable_checkpoint_on_shutdown')\n"
+              "con.execute('UPDATE hist.\"Contact\" SET \"Title\" = ? || \"Email\" WHERE \"Id\" = ?', "
+              "[sys.argv[2], sys.argv[3]])\n"
+              "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", script, str(database), WAL_MARK, person], check=True)
+
+
 def test_forget_erases_every_copy_and_later_backups_do_not_bring_it_back(history: History) -> None:
-    needles = [e.encode() for e in EMAILS] + [p.encode() for p in PHONES] + [LAST.encode(), BODY[:20]]
+    sha = hashlib.sha256(BODY).hexdigest()  # the file's hash and its blob id must go with it too
+    blob_id = Repository(history.store).blobs().blob_id(sha)
+    leave_a_wal(history.store / "snapshot.duckdb", history.person)
+    needles = [e.encode() for e in EMAILS] + [p.encode() for p in PHONES] + [LAST.encode(), BODY[:20],
+                                                                              sha.encode(), blob_id.encode(),
+                                                                              WAL_MARK.encode()]
     folders = [history.store, *history.exports.values()]
     before = hits(folders, needles)
     assert set(before) >= {EMAILS[0], EMAILS[1], LAST, BODY[:20].decode()}, before
+    assert any(path.endswith("snapshot.duckdb.wal") for path in before[WAL_MARK]), before
+    assert sha not in before  # no file names a body by its plain hash: the store keeps its blob id
     control_before = read(history, f"SELECT * FROM \"Contact_history\"('{history.control}')")
     others_before = read(history, f"SELECT count(*) FROM hist.\"Contact\" WHERE \"Id\" <> '{history.person}'")
 
@@ -457,3 +482,37 @@ sslmode = "disable"
         assert con.execute(wanted, [copy.person]).fetchone()[0] == 0
     listed = json.loads(cli_run(copy, "gdpr", "requests", "--json").output)
     assert listed[-1]["status"] == "incomplete" and copy.person not in json.dumps(listed)
+
+
+def test_a_rewritten_export_is_what_the_same_export_would_write_now(history: History, tmp_path: Path) -> None:
+    """The ledger keeps each export's options: after a forget and a rectify, a SQL export made with
+    --include-attachments still inlines every other file body, and a CSV export made with
+    --keep-formulas spells the new value unescaped; each file is byte for byte what the same export
+    of the store writes now."""
+    copy, _ = copy_of(history, tmp_path)
+    with duckdb.connect(str(copy.store / "snapshot.duckdb")) as con:
+        con.execute("DELETE FROM main.exports")  # the original's export folders are not this copy's
+    attachments = read(copy, 'SELECT "Id" FROM "Attachment" WHERE "Body" IS NOT NULL ORDER BY "Id"')
+    assert len(attachments) >= 2
+    options = {"sql": {"format": "sql", "dialect": "postgresql", "objects": ["Contact", "Attachment"],
+                       "include_attachments": True},
+               "csv": {"objects": ["Contact"], "keep_formulas": True}}
+
+    def export_all(suffix: str) -> None:
+        for name, kwargs in options.items():
+            run_export(load_config(copy.config), ExportRequest(out=tmp_path / f"{name}{suffix}", **kwargs))
+
+    export_all("")
+    forgot = cli_run(copy, "gdpr", "forget", "--object", "Attachment", "--id", attachments[0]["Id"])
+    assert forgot.exit_code == 0, forgot.output
+    fixed = cli_run(copy, "gdpr", "rectify", "--object", "Contact", "--id", copy.person, "--field", "Title",
+                    "--value", "=1+2 zyx title")
+    assert fixed.exit_code == 0, fixed.output
+    export_all("_now")
+    for name in ("sql/Attachment.sql", "sql/Contact.sql", "csv/Contact.csv"):
+        folder, file = name.split("/")
+        now = (tmp_path / f"{folder}_now" / file).read_bytes()
+        assert (tmp_path / folder / file).read_bytes() == now, name
+    assert attachments[0]["Id"] not in (tmp_path / "sql" / "Attachment.sql").read_text(encoding="utf-8")
+    with open(tmp_path / "csv" / "Contact.csv", encoding="utf-8", newline="") as fh:
+        assert next(r for r in csv.DictReader(fh) if r["Id"] == copy.person)["Title"] == "=1+2 zyx title"

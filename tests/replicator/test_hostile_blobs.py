@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from test_backup_e2e import PASSWORD_ENV, SECRET_ENV, config_text
@@ -105,6 +107,24 @@ def test_delete_removes_the_blob_under_either_name(tmp_path: Path) -> None:
     assert store.delete(sha) and not store.has(sha) and blob_files(store.root) == []
 
 
+def test_a_blob_is_read_verified_and_deleted_by_its_id(tmp_path: Path) -> None:
+    """The id (what body columns hold) is the keyed name: it finds the blob, and the content must still
+    hash to it, so a blob file swapped for another one of the store is caught."""
+    store = BlobStore(tmp_path / "blobs", KEY)
+    stored, other = store.write(KNOWN), store.write(b"another file of the store")
+    assert stored.blob_id != stored.sha256 and store.is_id(stored.blob_id) and not store.is_id(stored.sha256)
+    assert store.get(stored.blob_id) == KNOWN == store.get(stored.sha256)  # an old store's sha256 too
+    path = store.file_of(stored.blob_id)
+    assert path is not None and path.name == f"{stored.blob_id}.blob"
+    assert store.verify(stored.blob_id) and store.size(stored.blob_id) == len(KNOWN)
+    other_path = store.file_of(other.blob_id)
+    assert other_path is not None
+    path.write_bytes(other_path.read_bytes())
+    assert not store.verify(stored.blob_id)
+    assert store.delete(stored.blob_id) and not store.has(stored.blob_id) and not store.has(stored.sha256)
+    assert BlobStore(tmp_path / "plain", None).write(KNOWN).blob_id == stored.sha256  # keyless: id = sha256
+
+
 def test_the_wrong_key_is_named_not_reported_as_missing(tmp_path: Path) -> None:
     sha = BlobStore(tmp_path / "blobs", KEY).put(KNOWN)
     with pytest.raises(BlobCorrupt, match="encrypted with a different key"):
@@ -191,7 +211,7 @@ def job(emulator: Any, tmp_config: Callable[..., Path], monkeypatch: pytest.Monk
     return tmp_config(text.replace('path = "store"', 'path = "store"\n    blob_key_file = "blob.key"'))
 
 
-def test_a_backup_keys_its_blob_names_and_migrates_an_old_store(job: Path) -> None:
+def test_a_backup_keys_its_blob_names_and_ids_and_migrates_an_old_store(job: Path) -> None:
     config = load_config(job)
     store_dir = job.parent / "store"
     first = run_backup(config, BackupRequest("daily"))
@@ -201,25 +221,48 @@ def test_a_backup_keys_its_blob_names_and_migrates_an_old_store(job: Path) -> No
     files = blob_files(blobs.root)
     assert files and all(p.name.endswith(".blob") for p in files)
 
-    shas = body_shas(store_dir)
-    assert len(shas) == len(files)
-    to_old_names(blobs, shas)  # the store as the previous version wrote it
+    ids = body_refs(store_dir)  # the store names each body by its keyed blob id, not its sha256
+    assert len(ids) == len(files) and all(blobs.is_id(i) for i in ids)
+    shas = {i: hashlib.sha256(blobs.get(i)).hexdigest() for i in ids}
+    assert not set(shas.values()) & set(ids)
+    to_old_store(store_dir, blobs, shas)  # the store as the previous version wrote it
+    assert body_refs(store_dir) == sorted(shas.values())
+    database = store_dir / "snapshot.duckdb"
+    assert all(sha.encode() in database.read_bytes() for sha in shas.values())  # what a byte search finds
     assert check(config, CheckRequest(read_blobs=True)).problems == []  # read as it is
 
     second = run_backup(config, BackupRequest("daily"))
     assert second.status == "completed", second.message
     renamed = blob_files(blobs.root)
     assert len(renamed) == len(files) and all(p.name.endswith(".blob") for p in renamed)
+    assert body_refs(store_dir) == ids  # the body columns rewritten, in a fresh file: no sha256 is left
+    assert not [sha for sha in shas.values() if sha.encode() in database.read_bytes()]
     assert check(config, CheckRequest(read_blobs=True)).problems == []
+    third = run_backup(config, BackupRequest("daily", full=True))  # once: the store is not rewritten again
+    assert third.status == "completed" and body_refs(store_dir) == ids
 
 
-def body_shas(store_dir: Path) -> list[str]:
-    """The sha256 of every file body the snapshot store references."""
+BODY_COLUMNS = {"ContentVersion": "VersionData", "Attachment": "Body", "Document": "Body"}
+
+
+def body_refs(store_dir: Path) -> list[str]:
+    """Every file body the snapshot store references, as its body columns name them."""
     store = SnapshotStore(store_dir / "snapshot.duckdb", read_only=True)
     try:
-        table = store.reads.sql('SELECT "VersionData" FROM "ContentVersion" WHERE "VersionData" IS NOT NULL '
-                                'UNION SELECT "Body" FROM "Attachment" WHERE "Body" IS NOT NULL '
-                                'UNION SELECT "Body" FROM "Document" WHERE "Body" IS NOT NULL', None)
+        union = " UNION ".join(f'SELECT "{col}" FROM hist."{obj}" WHERE "{col}" IS NOT NULL'
+                               for obj, col in BODY_COLUMNS.items())
+        table = store.reads.sql(f"SELECT * FROM ({union}) ORDER BY 1", None)
     finally:
         store.close()
     return table.column(0).to_pylist()
+
+
+def to_old_store(store_dir: Path, blobs: BlobStore, shas: dict[str, str]) -> None:
+    """Blob files under their plain sha256 names and body columns holding the sha256s, as stores
+    written before keyed names and ids hold them."""
+    to_old_names(blobs, list(shas.values()))
+    with duckdb.connect(str(store_dir / "snapshot.duckdb")) as con:
+        con.register("ids", pa.table({"id": list(shas), "sha": list(shas.values())}))
+        for obj, col in BODY_COLUMNS.items():
+            con.execute(f'UPDATE hist."{obj}" t SET "{col}" = ids.sha FROM ids WHERE t."{col}" = ids.id')
+        con.execute("DELETE FROM main.store_info WHERE key = 'body_refs'")
